@@ -1,0 +1,1 @@
+"""stylecore: StyleGAN networks, checkpoint readers and techniques, importable without gradio."""

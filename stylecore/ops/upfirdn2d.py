@@ -1,0 +1,143 @@
+"""Upsample, pad, FIR-filter and downsample (upfirdn2d) in plain torch.
+
+The reference semantics of the official op: zero-insertion upsampling, zero padding (negative
+values crop), true convolution with the FIR filter, then keeping every `down`-th sample.
+Separable 1-D filters run as two 1-D passes, which is also the fast CPU path.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IntOrPair = Union[int, Sequence[int]]
+
+
+def _pair(v: IntOrPair) -> tuple[int, int]:
+    if isinstance(v, int):
+        return v, v
+    a, b = v
+    return int(a), int(b)
+
+
+def _padding4(padding: IntOrPair) -> tuple[int, int, int, int]:
+    if isinstance(padding, int):
+        return padding, padding, padding, padding
+    if len(padding) == 2:
+        px, py = padding
+        return int(px), int(px), int(py), int(py)
+    x0, x1, y0, y1 = padding
+    return int(x0), int(x1), int(y0), int(y1)
+
+
+def filter_size(f: Optional[torch.Tensor]) -> tuple[int, int]:
+    """(width, height) of a filter; None means the 1x1 identity."""
+    if f is None:
+        return 1, 1
+    if f.ndim == 1:
+        return f.shape[0], f.shape[0]
+    return f.shape[-1], f.shape[-2]
+
+
+def setup_filter(
+    f,
+    device: torch.device | str = "cpu",
+    normalize: bool = True,
+    flip_filter: bool = False,
+    gain: float = 1,
+    separable: Optional[bool] = None,
+) -> torch.Tensor:
+    """Turn a filter spec (None, scalar, list, array) into a float32 tensor as the official op does."""
+    if f is None:
+        f = 1
+    f = torch.as_tensor(np.asarray(f, dtype=np.float32), dtype=torch.float32)
+    if f.ndim == 0:
+        f = f[None]
+    if separable is None:
+        separable = f.ndim == 1 and f.numel() >= 8
+    if f.ndim == 1 and not separable:
+        f = f.ger(f)
+    if normalize:
+        f = f / f.sum()
+    if flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    f = f * (gain ** (f.ndim / 2))
+    return f.to(device=device)
+
+
+def upfirdn2d(
+    x: torch.Tensor,
+    f: Optional[torch.Tensor],
+    up: IntOrPair = 1,
+    down: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    flip_filter: bool = False,
+    gain: float = 1,
+) -> torch.Tensor:
+    """Pad, upsample, filter and downsample a batch of NCHW images."""
+    upx, upy = _pair(up)
+    downx, downy = _pair(down)
+    px0, px1, py0, py1 = _padding4(padding)
+    n, c, h, w = x.shape
+
+    # Zero-insertion upsampling.
+    if upx > 1 or upy > 1:
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
+        x = x.reshape(n, c, h * upy, w * upx)
+
+    # Pad (positive) or crop (negative).
+    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+
+    if f is not None:
+        f = f.to(x.dtype)
+        if not flip_filter:
+            f = f.flip(list(range(f.ndim)))
+        if f.ndim == 1:
+            g = gain ** 0.5
+            fx = (f * g).reshape(1, 1, 1, -1).repeat(c, 1, 1, 1)
+            fy = (f * g).reshape(1, 1, -1, 1).repeat(c, 1, 1, 1)
+            # Stride along an axis only applies to the pass over that axis.
+            x = F.conv2d(x, fx, groups=c, stride=(1, downx))
+            x = F.conv2d(x, fy, groups=c, stride=(downy, 1))
+            return x
+        f2 = (f * gain).reshape(1, 1, f.shape[0], f.shape[1]).repeat(c, 1, 1, 1)
+        return F.conv2d(x, f2, groups=c, stride=(downy, downx))
+
+    if gain != 1:
+        x = x * gain
+    if downx > 1 or downy > 1:
+        x = x[:, :, ::downy, ::downx]
+    return x
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2, padding: IntOrPair = 0,
+               flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
+    """Upsample by `up` with FIR filter `f`; output is exactly `up` times larger (padding 0)."""
+    upx, upy = _pair(up)
+    px0, px1, py0, py1 = _padding4(padding)
+    fw, fh = filter_size(f)
+    p = [px0 + (fw + upx - 1) // 2, px1 + (fw - upx) // 2, py0 + (fh + upy - 1) // 2, py1 + (fh - upy) // 2]
+    return upfirdn2d(x, f, up=(upx, upy), padding=p, flip_filter=flip_filter, gain=gain * upx * upy)
+
+
+def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2, padding: IntOrPair = 0,
+                 flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
+    """Downsample by `down` after FIR filtering with `f`."""
+    downx, downy = _pair(down)
+    px0, px1, py0, py1 = _padding4(padding)
+    fw, fh = filter_size(f)
+    p = [px0 + (fw - downx + 1) // 2, px1 + (fw - downx) // 2, py0 + (fh - downy + 1) // 2, py1 + (fh - downy) // 2]
+    return upfirdn2d(x, f, down=(downx, downy), padding=p, flip_filter=flip_filter, gain=gain)
+
+
+def filter2d(x: torch.Tensor, f: torch.Tensor, padding: IntOrPair = 0,
+             flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
+    """Filter with `f` keeping the image size."""
+    px0, px1, py0, py1 = _padding4(padding)
+    fw, fh = filter_size(f)
+    p = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
+    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain)
