@@ -1,0 +1,40 @@
+"""Shared test fixtures: the parity vectors in ../shared and a private converted-model cache."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PARITY_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "parity"
+
+
+def parity_case(name: str) -> tuple[dict, dict, dict]:
+    """(json metadata, state dict, arrays) of a parity case; fails loudly when missing."""
+    from safetensors.torch import load_file
+
+    meta_path = PARITY_DIR / f"{name}.json"
+    if not meta_path.exists():
+        pytest.fail(f"parity fixture {meta_path} is missing: clone the project with ../shared beside it")
+    meta = json.loads(meta_path.read_text())
+    tensors_path = PARITY_DIR / f"{name}.safetensors"
+    state = load_file(str(tensors_path)) if tensors_path.exists() else {}
+    with np.load(PARITY_DIR / f"{name}.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    return meta, state, arrays
+
+
+def relative_error(a, b) -> float:
+    """max|a - b| / std(b), the parity measure of the fixtures' READMEs."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return float(np.abs(a - b).max() / b.std())
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Each test session converts into its own cache folder, never the user's."""
+    cache = tmp_path_factory.getbasetemp() / "stylecore-cache"
+    monkeypatch.setenv("STYLECORE_CACHE", str(cache))
