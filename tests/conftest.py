@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PARITY_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "parity"
+# ../shared sits beside the checkout (CI too); STYLECORE_PARITY_DIR points elsewhere (the GPU machine).
+PARITY_DIR = Path(os.environ.get("STYLECORE_PARITY_DIR", REPO_ROOT.parent / "shared" / "fixtures" / "parity"))
 
 
 def parity_case(name: str) -> tuple[dict, dict, dict]:

@@ -1,0 +1,1 @@
+"""Gradio tabs of the hub, one module per tab; each exposes build(engine)."""
