@@ -1,0 +1,162 @@
+"""Command line: python -m stylecore {models, generate, convert, bench} ..."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+
+def _zoo(args: argparse.Namespace):
+    from stylecore.zoo import Zoo
+
+    zoo = Zoo.from_sources(args.models)
+    for spec in getattr(args, "model_spec", None) or []:
+        zoo.add_spec(spec)
+    return zoo
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List the model cards with their download state."""
+    from stylecore import hub
+
+    rows = [("id", "architecture", "res", "domain", "state", "source")]
+    for card in _zoo(args).cards():
+        rows.append((card.id, card.architecture, str(card.resolution or "?"), card.domain,
+                     hub.download_state(card), card.source))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _pair(text: str) -> tuple[float, float]:
+    parts = [float(p) for p in text.split(",")]
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError("give two numbers, e.g. 0.1,-0.2")
+    return parts[0], parts[1]
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Generate one PNG per seed into --outdir (and optionally a grid)."""
+    from PIL import Image
+
+    from stylecore.engine import ModelManager
+    from stylecore.generate import GenerationSettings, generate_images, image_grid
+    from stylecore.latents import parse_seeds
+
+    zoo = _zoo(args)
+    model_id = args.model
+    if model_id not in zoo:
+        model_id = zoo.add_spec(args.model).id
+    manager = ModelManager(zoo, device=args.device)
+    seeds = parse_seeds(args.seeds, max_count=10000)
+
+    def report(fraction: float, message: str) -> None:
+        print(f"\r[{fraction:4.0%}] {message}".ljust(70), end="", file=sys.stderr, flush=True)
+
+    model = manager.get(model_id, progress=report)
+    settings = GenerationSettings(truncation_psi=args.trunc, truncation_cutoff=args.cutoff,
+                                  noise_mode=args.noise_mode, class_idx=args.class_idx,
+                                  translate=args.translate, rotate_degrees=args.rotate)
+    images = generate_images(model.G, seeds, settings, force_fp32=model.force_fp32, progress=report)
+    print(file=sys.stderr)
+    outdir = Path(args.outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    for seed, img in zip(seeds, images):
+        Image.fromarray(img).save(outdir / f"seed{seed:04d}.png")
+    if args.grid:
+        Image.fromarray(image_grid(images)).save(outdir / "grid.png")
+    print(f"wrote {len(images)} images to {outdir}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Read a checkpoint once so its converted copy lands in the cache; print what it holds."""
+    from stylecore.loader import load_generator
+
+    G = load_generator(args.path)
+    info = G.checkpoint_info
+    params = sum(p.numel() for p in G.parameters())
+    print(f"{args.path}: {info['architecture']}, {G.img_resolution}x{G.img_resolution}, z_dim {G.z_dim}, "
+          f"w_dim {G.w_dim}, c_dim {G.c_dim}, num_ws {G.num_ws}, {params:,} parameters")
+    print(f"format: {info['source']}; {'from cache' if info['cached'] else 'converted'} in {info['load_seconds']:.2f} s")
+    return 0
+
+
+def cmd_bench_load(args: argparse.Namespace) -> int:
+    """Time the first load of a checkpoint (cache entry removed) against a cached load."""
+    from stylecore.formats import cache
+    from stylecore.loader import load_generator
+
+    key = cache.file_sha256(args.path)
+    first, cached = [], []
+    for _ in range(args.repeat):
+        for p in cache.entry_paths(key):
+            p.unlink(missing_ok=True)
+        index = cache.cache_dir() / "index.json"
+        index.unlink(missing_ok=True)  # the first load hashes the file too
+        t0 = time.perf_counter()
+        load_generator(args.path)
+        first.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        G = load_generator(args.path)
+        cached.append(time.perf_counter() - t0)
+        assert G.checkpoint_info["cached"]
+    size = Path(args.path).stat().st_size / 2 ** 20
+    f, c = min(first), min(cached)
+    print(f"{args.path} ({size:.0f} MiB, {G.checkpoint_info['source']})")
+    print(f"first load (hash + read + convert + cache write): {f:.3f} s")
+    print(f"cached load: {c:.3f} s")
+    print(f"speed-up: {f / c:.1f}x (best of {args.repeat})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m stylecore", description="StyleGAN engine command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="list known models and whether they are downloaded")
+    p.add_argument("--models", help="TOML/JSON file of extra model cards")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("generate", help="generate images from seeds")
+    p.add_argument("--model", default="demo", help="model id, hf://owner/repo/file.pkl[@rev] or a local path")
+    p.add_argument("--models", help="TOML/JSON file of extra model cards")
+    p.add_argument("--seeds", default="0-3", help="seeds, e.g. 0-7,42")
+    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi")
+    p.add_argument("--cutoff", type=int, default=None, help="truncation cutoff (first N ws)")
+    p.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
+    p.add_argument("--class", dest="class_idx", type=int, default=None, help="class for conditional models")
+    p.add_argument("--translate", type=_pair, default=(0.0, 0.0), help="StyleGAN3: x,y in image widths")
+    p.add_argument("--rotate", type=float, default=0.0, help="StyleGAN3: degrees")
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    p.add_argument("--grid", action="store_true", help="also write grid.png")
+    p.add_argument("--outdir", required=True)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("convert", help="read a checkpoint and cache its converted copy")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_convert)
+
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
+    p = bench.add_parser("load", help="first load vs cached load of a checkpoint")
+    p.add_argument("path")
+    p.add_argument("--repeat", type=int, default=3)
+    p.set_defaults(func=cmd_bench_load)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, OSError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
