@@ -1,6 +1,7 @@
 """Shared test fixtures: the parity vectors in ../shared and a private converted-model cache."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -40,3 +41,16 @@ def _private_cache(tmp_path_factory, monkeypatch):
     """Each test session converts into its own cache folder, never the user's."""
     cache = tmp_path_factory.getbasetemp() / "stylecore-cache"
     monkeypatch.setenv("STYLECORE_CACHE", str(cache))
+
+
+@contextlib.contextmanager
+def true_float32():
+    """Turn off TF32 in cuDNN convolutions and matmuls so CUDA float32 is float32 arithmetic."""
+    import torch
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import parity_case, relative_error
+from conftest import parity_case, relative_error, true_float32
 from stylecore.networks import build_generator
 
 TOL = 1e-4
@@ -149,12 +149,15 @@ def test_cuda_parity_fp16_and_graph_capture():
     G = G.cuda()
     ws = _t(a["ws_psi0.7"]).cuda()
     with torch.no_grad():
-        err32 = relative_error(G.synthesis(ws, noise_mode="const", force_fp32=True).cpu(), a["img_psi0.7_const"])
+        tf32 = relative_error(G.synthesis(ws, noise_mode="const", force_fp32=True).cpu(), a["img_psi0.7_const"])
+        with true_float32():
+            err32 = relative_error(G.synthesis(ws, noise_mode="const", force_fp32=True).cpu(), a["img_psi0.7_const"])
+            err_z = relative_error(G(_t(a["z"]).cuda(), None, noise_mode="none", force_fp32=True).cpu(),
+                                   a["img_psi1_none"])
         err16 = relative_error(G.synthesis(ws, noise_mode="const").cpu(), a["img_psi0.7_const"])
-        err_z = relative_error(G(_t(a["z"]).cuda(), None, noise_mode="none", force_fp32=True).cpu(),
-                               a["img_psi1_none"])
-        print(f"\n[cuda] sg2_64 fp32 rel err {err32:.3g} (z path {err_z:.3g}); fp16 blocks {err16:.3g}")
-        assert err32 < 1e-3 and err_z < 1e-3 and err16 < 5e-2
+        print(f"\n[cuda] sg2_64 float32 rel err {err32:.3g} (z path {err_z:.3g}); with TF32 convolutions "
+              f"{tf32:.3g}; fp16 blocks {err16:.3g}")
+        assert err32 < 1e-3 and err_z < 1e-3 and tf32 < 1e-2 and err16 < 5e-2
 
         static_ws = ws.clone()
         stream = torch.cuda.Stream()
@@ -168,4 +171,4 @@ def test_cuda_parity_fp16_and_graph_capture():
             out = G.synthesis(static_ws, noise_mode="const", force_fp32=True)
         graph.replay()
         torch.cuda.synchronize()
-        assert relative_error(out.cpu(), a["img_psi0.7_const"]) < 1e-3
+        assert relative_error(out.cpu(), a["img_psi0.7_const"]) < 1e-2  # TF32 on, as by default
