@@ -1,7 +1,7 @@
 """Layers shared by the StyleGAN2 and StyleGAN3 generators, with the official parameter names."""
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -132,3 +132,49 @@ class MappingNetwork(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"z_dim={self.z_dim:d}, c_dim={self.c_dim:d}, w_dim={self.w_dim:d}, num_ws={self.num_ws}"
+
+
+class MappedGenerator(torch.nn.Module):
+    """z (+ c) -> mapping -> ws -> synthesis -> image, with the official attributes and call.
+
+    Subclasses name their synthesis network and the mapping defaults of their code base.
+    """
+
+    synthesis_class: type
+    mapping_defaults: dict[str, Any] = {}
+
+    def __init__(
+        self,
+        z_dim: int,
+        c_dim: int,
+        w_dim: int,
+        img_resolution: int,
+        img_channels: int,
+        mapping_kwargs: Optional[dict[str, Any]] = None,
+        **synthesis_kwargs: Any,
+    ):
+        super().__init__()
+        self.z_dim = z_dim
+        self.c_dim = c_dim
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.synthesis = self.synthesis_class(w_dim=w_dim, img_resolution=img_resolution,
+                                              img_channels=img_channels, **synthesis_kwargs)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws,
+                                      **{**self.mapping_defaults, **dict(mapping_kwargs or {})})
+
+    @torch.no_grad()
+    def init_constants(self) -> None:
+        """Recompute non-persistent buffers on the current device (after meta construction)."""
+        if hasattr(self.synthesis, "init_constants"):
+            self.synthesis.init_constants()
+
+    def forward(self, z: torch.Tensor, c: Optional[torch.Tensor] = None, truncation_psi: float = 1,
+                truncation_cutoff: Optional[int] = None, update_emas: bool = False,
+                **synthesis_kwargs: Any) -> torch.Tensor:
+        """Image [N, img_channels, R, R] for latents z [N, z_dim] and labels c [N, c_dim]."""
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                          update_emas=update_emas)
+        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)

@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from stylecore.networks.layers import FullyConnectedLayer, MappingNetwork
+from stylecore.networks.layers import FullyConnectedLayer, MappedGenerator
 from stylecore.ops.bias_act import ACTIVATIONS, bias_act
 from stylecore.ops.conv2d_resample import conv2d_resample
 from stylecore.ops.upfirdn2d import setup_filter, upsample2d
@@ -350,36 +350,13 @@ class SynthesisNetwork(torch.nn.Module):
         return f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}"
 
 
-class Generator(torch.nn.Module):
-    """z (+ c) -> w -> image. Accepts ADA's nested `synthesis_kwargs` and StyleGAN3's flat form."""
+class Generator(MappedGenerator):
+    """StyleGAN2 generator. Accepts ADA's nested `synthesis_kwargs` as well as the flat form."""
 
-    def __init__(
-        self,
-        z_dim: int,
-        c_dim: int,
-        w_dim: int,
-        img_resolution: int,
-        img_channels: int,
-        mapping_kwargs: Optional[dict] = None,
-        synthesis_kwargs: Optional[dict] = None,
-        **flat_synthesis_kwargs: Any,
-    ):
-        super().__init__()
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.img_resolution = img_resolution
-        self.img_channels = img_channels
-        synthesis_kwargs = {**(synthesis_kwargs or {}), **flat_synthesis_kwargs}
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution,
-                                          img_channels=img_channels, **synthesis_kwargs)
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws,
-                                      **(mapping_kwargs or {}))
+    synthesis_class = SynthesisNetwork
 
-    def forward(self, z: torch.Tensor, c: Optional[torch.Tensor] = None, truncation_psi: float = 1,
-                truncation_cutoff: Optional[int] = None, update_emas: bool = False,
-                **synthesis_kwargs: Any) -> torch.Tensor:
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                          update_emas=update_emas)
-        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
+    def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
+                 mapping_kwargs: Optional[dict] = None, synthesis_kwargs: Optional[dict] = None,
+                 **flat_synthesis_kwargs: Any):
+        super().__init__(z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs,
+                         **{**(synthesis_kwargs or {}), **flat_synthesis_kwargs})

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from stylecore.networks.filters import design_lowpass_filter
-from stylecore.networks.layers import FullyConnectedLayer, MappingNetwork
+from stylecore.networks.layers import FullyConnectedLayer, MappedGenerator
 from stylecore.ops.filtered_lrelu import filtered_lrelu
 
 __all__ = ["SynthesisInput", "SynthesisLayer", "SynthesisNetwork", "Generator", "modulated_conv2d"]
@@ -371,40 +371,8 @@ class SynthesisNetwork(torch.nn.Module):
                 f"num_fp16_res={self.num_fp16_res:d}")
 
 
-class Generator(torch.nn.Module):
-    """z (+ c) -> mapping -> ws -> synthesis -> image, with the official call signature."""
+class Generator(MappedGenerator):
+    """StyleGAN3 generator (configs T and R); `transform=` reaches SynthesisInput per call."""
 
-    def __init__(
-        self,
-        z_dim: int,
-        c_dim: int,
-        w_dim: int,
-        img_resolution: int,
-        img_channels: int,
-        mapping_kwargs: Optional[dict[str, Any]] = None,
-        **synthesis_kwargs: Any,
-    ):
-        super().__init__()
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.img_resolution = img_resolution
-        self.img_channels = img_channels
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
-                                          **synthesis_kwargs)
-        self.num_ws = self.synthesis.num_ws
-        mapping_kwargs = {"num_layers": 2, "lr_multiplier": 0.01, "w_avg_beta": 0.998, **dict(mapping_kwargs or {})}
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
-
-    @torch.no_grad()
-    def init_constants(self) -> None:
-        """Recompute non-persistent buffers on the current device (after meta construction)."""
-        self.synthesis.init_constants()
-
-    def forward(self, z: torch.Tensor, c: Optional[torch.Tensor], truncation_psi: float = 1,
-                truncation_cutoff: Optional[int] = None, update_emas: bool = False,
-                transform: Optional[torch.Tensor] = None, **synthesis_kwargs: Any) -> torch.Tensor:
-        """Image [N, img_channels, R, R] for latents z [N, z_dim] and labels c [N, c_dim]."""
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                          update_emas=update_emas)
-        return self.synthesis(ws, update_emas=update_emas, transform=transform, **synthesis_kwargs)
+    synthesis_class = SynthesisNetwork
+    mapping_defaults = {"num_layers": 2, "lr_multiplier": 0.01, "w_avg_beta": 0.998}
