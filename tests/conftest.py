@@ -54,3 +54,6 @@ def true_float32():
         yield
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+from conftest_hub import fake_hub, no_retry_wait  # noqa: E402,F401  (pytest fixtures for every test module)

@@ -1,0 +1,65 @@
+"""StyleGAN demo hub: assemble the tabs and launch. Run `python app.py --help` for the flags."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+import gradio as gr
+
+import spaces.generate
+from stylecore.engine import ModelManager, parse_bytes
+from stylecore.zoo import Zoo
+
+TABS = (spaces.generate,)
+SHARE_WARNING = ("WARNING: --share publishes this hub at a public gradio.live address. Anyone with the link can "
+                 "run models on this machine, upload images and download every result; models named in "
+                 "--models are listed to them. Stop the app to close the link.")
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="StyleGAN demo hub")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to listen on (0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--share", action="store_true", help="also publish a temporary public link")
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    parser.add_argument("--models", default=None, help="TOML/JSON file of extra or overriding model cards")
+    parser.add_argument("--model", action="append", default=[], metavar="SPEC",
+                        help="add one model: hf://owner/repo/file.pkl[@revision] or a local path (repeatable)")
+    parser.add_argument("--memory-budget", default=None, help="memory for loaded models, e.g. 8GB")
+    parser.add_argument("--concurrency", type=int, default=int(os.environ.get("STYLECORE_CONCURRENCY", 2)),
+                        help="requests processed at once per event")
+    parser.add_argument("--queue-size", type=int, default=int(os.environ.get("STYLECORE_QUEUE_SIZE", 64)),
+                        help="requests allowed to wait in the queue")
+    return parser.parse_args(argv)
+
+
+def build_app(manager: ModelManager) -> gr.Blocks:
+    """The hub's Blocks: one tab per module in TABS."""
+    with gr.Blocks(title="StyleGAN demo hub") as demo:
+        gr.Markdown("# StyleGAN demo hub\nStyleGAN2 and StyleGAN3 with the released checkpoints, "
+                    "loaded safely from the Hugging Face Hub.")
+        with gr.Tabs():
+            for tab in TABS:
+                tab.build(manager)
+    return demo
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    zoo = Zoo.from_sources(args.models)
+    for spec in args.model:
+        zoo.add_spec(spec)
+    budget = parse_bytes(args.memory_budget) if args.memory_budget else None
+    manager = ModelManager(zoo, device=args.device, memory_budget=budget)
+    demo = build_app(manager)
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
+    if args.share:
+        print(SHARE_WARNING, file=sys.stderr, flush=True)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Generation tab: seeds to images, truncation, noise, class labels, StyleGAN3 translate/rotate,
+and the style mixing matrix. Endpoints: /generate and /style_mix."""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import gradio as gr
+import numpy as np
+
+from spaces.common import (default_model, model_choices, offline_notice, progress_callback, save_png,
+                           user_errors)
+from stylecore.engine import ModelManager
+from stylecore.generate import GenerationSettings, generate_images, image_grid, style_mix
+from stylecore.latents import parse_seeds
+
+MAX_SEEDS = 64
+
+
+def _number(value, name: str, integer: bool = False) -> Optional[float]:
+    """Numbers from the API arrive as anything: check them before they reach the engine."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if integer and number != int(number):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(number) if integer else number
+
+
+def _settings(psi, cutoff, noise_mode, class_idx, translate_x, translate_y, rotate) -> GenerationSettings:
+    return GenerationSettings(
+        truncation_psi=_number(psi, "truncation psi") if psi is not None else 1.0,
+        truncation_cutoff=_number(cutoff, "truncation cutoff", integer=True),
+        noise_mode=str(noise_mode or "const"),
+        class_idx=_number(class_idx, "class", integer=True),
+        translate=(_number(translate_x, "translate x") or 0.0, _number(translate_y, "translate y") or 0.0),
+        rotate_degrees=_number(rotate, "rotation") or 0.0,
+    )
+
+
+def _model_status(model) -> str:
+    G = model.G
+    kind = "untrained demo network (random weights)" if model.untrained else model.info.get("source", "")
+    return (f"**{model.card.title}**: {G.img_resolution}x{G.img_resolution}, {G.num_ws} ws, "
+            f"{'conditional with ' + str(G.c_dim) + ' classes' if G.c_dim else 'unconditional'}; "
+            f"{kind}; on {model.device.type}.")
+
+
+def build(manager: ModelManager) -> None:
+    """Lay out the tab in the current gr.Blocks and wire its events."""
+    choices = model_choices(manager)
+    default = default_model(manager)
+
+    @user_errors
+    def generate(model_id: str = default, seeds: str = "0", truncation_psi: float = 0.7,
+                 truncation_cutoff: Optional[float] = None, noise_mode: str = "const", class_idx: float = 0,
+                 translate_x: float = 0.0, translate_y: float = 0.0, rotate: float = 0.0,
+                 progress: gr.Progress = gr.Progress()):
+        """Generate one image per seed; returns the images, a PNG grid of them and a status line."""
+        seed_list = parse_seeds(seeds if seeds is not None else "0", max_count=MAX_SEEDS)
+        model = manager.get(model_id or default, progress=progress_callback(progress))
+        settings = _settings(truncation_psi, truncation_cutoff, noise_mode,
+                             class_idx if model.G.c_dim else None, translate_x, translate_y, rotate)
+        images = generate_images(model.G, seed_list, settings, force_fp32=model.force_fp32,
+                                 progress=progress_callback(progress))
+        gallery = [(img, f"seed {s}") for img, s in zip(images, seed_list)]
+        grid = save_png(image_grid(images), f"{model.card.id}-seeds")
+        return gallery, grid, _model_status(model)
+
+    @user_errors
+    def mix(model_id: str = default, row_seeds: str = "85, 100, 75", col_seeds: str = "55, 821, 1789",
+            col_layers: str = "0-6", truncation_psi: float = 0.7, noise_mode: str = "const",
+            class_idx: float = 0, progress: gr.Progress = gr.Progress()):
+        """Style mixing matrix: each cell takes the listed layers from its column seed."""
+        rows = parse_seeds(row_seeds, max_count=8)
+        cols = parse_seeds(col_seeds, max_count=8)
+        model = manager.get(model_id or default, progress=progress_callback(progress))
+        layers = parse_seeds(col_layers if col_layers not in (None, "") else "0-6", max_count=model.G.num_ws)
+        settings = _settings(truncation_psi, None, noise_mode, class_idx if model.G.c_dim else None, 0, 0, 0)
+        grid = style_mix(model.G, rows, cols, layers, settings, force_fp32=model.force_fp32,
+                         progress=progress_callback(progress))
+        return grid, save_png(grid, f"{model.card.id}-style-mix"), _model_status(model)
+
+    def refresh_models(current: str):
+        return gr.update(choices=model_choices(manager), value=current)
+
+    with gr.Tab("Generate", id="generate"):
+        notice = offline_notice()
+        if notice:
+            gr.Markdown(notice)
+        with gr.Row():
+            with gr.Column(scale=1):
+                with gr.Row():
+                    model = gr.Dropdown(choices=choices, value=default, label="Model", scale=4,
+                                        info="'not downloaded' models are fetched from the Hub on first use")
+                    refresh = gr.Button("Refresh", scale=1, size="sm")
+                seeds = gr.Textbox(value="0", label="Seeds", info="whole numbers and ranges, e.g. 0-7, 42")
+                psi = gr.Slider(-1.0, 2.0, value=0.7, step=0.05, label="Truncation psi",
+                                info="1 = no truncation; 0 = the average image")
+                cutoff = gr.Number(value=None, precision=0, label="Truncation cutoff",
+                                   info="truncate only the first N ws; empty = all")
+                noise = gr.Radio(["const", "random", "none"], value="const", label="Noise mode")
+                class_idx = gr.Number(value=0, precision=0, label="Class (conditional models only)")
+                with gr.Accordion("StyleGAN3: translate and rotate", open=False):
+                    tx = gr.Slider(-1.0, 1.0, value=0.0, step=0.01, label="Translate x (image widths)")
+                    ty = gr.Slider(-1.0, 1.0, value=0.0, step=0.01, label="Translate y (image heights)")
+                    rot = gr.Slider(-180.0, 180.0, value=0.0, step=1.0, label="Rotate (degrees)")
+                go = gr.Button("Generate", variant="primary")
+            with gr.Column(scale=2):
+                gallery = gr.Gallery(label="Images", columns=4, height="auto", format="png")
+                grid_file = gr.File(label="All images as one PNG")
+                status = gr.Markdown(label="Status")
+        with gr.Accordion("Style mixing", open=False):
+            with gr.Row():
+                rows = gr.Textbox(value="85, 100, 75", label="Row seeds (take the other layers)")
+                cols = gr.Textbox(value="55, 821, 1789", label="Column seeds")
+                layers = gr.Textbox(value="0-6", label="Layers taken from the columns",
+                                    info="ws indices, e.g. 0-3 coarse, 4-7 middle, 8- fine")
+            mix_go = gr.Button("Mix styles")
+            mix_image = gr.Image(label="Style mixing matrix", type="numpy", format="png")
+            mix_file = gr.File(label="Matrix as PNG")
+
+        go.click(generate, [model, seeds, psi, cutoff, noise, class_idx, tx, ty, rot],
+                 [gallery, grid_file, status], api_name="generate")
+        mix_go.click(mix, [model, rows, cols, layers, psi, noise, class_idx], [mix_image, mix_file, status],
+                     api_name="style_mix")
+        refresh.click(refresh_models, [model], [model], api_name=False)
