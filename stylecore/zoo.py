@@ -176,6 +176,10 @@ BUILTIN_CARDS: tuple[ModelCard, ...] = (
     ModelCard(id="demo", title="Built-in demo network (random weights, untrained)", architecture="stylegan2",
               format="builtin", resolution=64, domain="demo", license="MIT (part of this project)",
               notes="untrained demo network, built from a seed; needs no download"),
+    ModelCard(id="demo-sg3", title="Built-in StyleGAN3 demo network (random weights, untrained)",
+              architecture="stylegan3", format="builtin", resolution=64, domain="demo",
+              license="MIT (part of this project)",
+              notes="untrained demo network for trying translate and rotate; needs no download"),
     # StyleGAN2 / StyleGAN2-ADA, official NVIDIA pickles
     _card("sg2-ffhq-512", "StyleGAN2 FFHQ 512", "stylegan2", "nvidia-pickle", 512, "faces", _DG,
           "stylegan2-ffhq-512x512.pkl", _NV + "; FFHQ images CC BY-NC-SA 4.0"),
