@@ -35,7 +35,7 @@ def _number(value, name: str, integer: bool = False) -> Optional[float]:
 def _settings(psi, cutoff, noise_mode, class_idx, translate_x, translate_y, rotate) -> GenerationSettings:
     return GenerationSettings(
         truncation_psi=_number(psi, "truncation psi") if psi is not None else 1.0,
-        truncation_cutoff=_number(cutoff, "truncation cutoff", integer=True),
+        truncation_cutoff=_number(cutoff, "truncation cutoff", integer=True) or None,  # 0 = every ws
         noise_mode=str(noise_mode or "const"),
         class_idx=_number(class_idx, "class", integer=True),
         translate=(_number(translate_x, "translate x") or 0.0, _number(translate_y, "translate y") or 0.0),
@@ -58,7 +58,7 @@ def build(manager: ModelManager) -> None:
 
     @user_errors
     def generate(model_id: str = default, seeds: str = "0", truncation_psi: float = 0.7,
-                 truncation_cutoff: Optional[float] = None, noise_mode: str = "const", class_idx: float = 0,
+                 truncation_cutoff: Optional[float] = 0, noise_mode: str = "const", class_idx: float = 0,
                  translate_x: float = 0.0, translate_y: float = 0.0, rotate: float = 0.0,
                  progress: gr.Progress = gr.Progress()):
         """Generate one image per seed; returns the images, a PNG grid of them and a status line."""
@@ -95,15 +95,14 @@ def build(manager: ModelManager) -> None:
             gr.Markdown(notice)
         with gr.Row():
             with gr.Column(scale=1):
-                with gr.Row():
-                    model = gr.Dropdown(choices=choices, value=default, label="Model", scale=4,
-                                        info="'not downloaded' models are fetched from the Hub on first use")
-                    refresh = gr.Button("Refresh", scale=1, size="sm")
+                model = gr.Dropdown(choices=choices, value=default, label="Model",
+                                    info="'not downloaded' models are fetched from the Hub on first use")
+                refresh = gr.Button("Refresh download states", size="sm")
                 seeds = gr.Textbox(value="0", label="Seeds", info="whole numbers and ranges, e.g. 0-7, 42")
                 psi = gr.Slider(-1.0, 2.0, value=0.7, step=0.05, label="Truncation psi",
                                 info="1 = no truncation; 0 = the average image")
-                cutoff = gr.Number(value=None, precision=0, label="Truncation cutoff",
-                                   info="truncate only the first N ws; empty = all")
+                cutoff = gr.Number(value=0, precision=0, minimum=0, label="Truncation cutoff",
+                                   info="truncate only the first N ws; 0 = all of them")
                 noise = gr.Radio(["const", "random", "none"], value="const", label="Noise mode")
                 class_idx = gr.Number(value=0, precision=0, label="Class (conditional models only)")
                 with gr.Accordion("StyleGAN3: translate and rotate", open=False):
@@ -129,4 +128,4 @@ def build(manager: ModelManager) -> None:
                  [gallery, grid_file, status], api_name="generate")
         mix_go.click(mix, [model, rows, cols, layers, psi, noise, class_idx], [mix_image, mix_file, status],
                      api_name="style_mix")
-        refresh.click(refresh_models, [model], [model], api_name=False)
+        refresh.click(refresh_models, [model], [model], api_name="refresh_models")
