@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
+import spaces  # first: Hugging Face's `spaces` package (when installed) refuses to load while gradio is half-imported
 import gradio as gr
 
 import spaces.generate
@@ -18,7 +19,7 @@ SHARE_WARNING = ("WARNING: --share publishes this hub at a public gradio.live ad
                  "--models are listed to them. Stop the app to close the link.")
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="StyleGAN demo hub")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                         help="address to listen on (0.0.0.0 for every interface)")
@@ -33,7 +34,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="requests processed at once per event")
     parser.add_argument("--queue-size", type=int, default=int(os.environ.get("STYLECORE_QUEUE_SIZE", 64)),
                         help="requests allowed to wait in the queue")
-    return parser.parse_args(argv)
+    return parser
 
 
 def build_app(manager: ModelManager) -> gr.Blocks:
@@ -47,13 +48,26 @@ def build_app(manager: ModelManager) -> gr.Blocks:
     return demo
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    args = parse_args(argv)
+def make_manager(args: argparse.Namespace) -> ModelManager:
+    """The model manager the flags describe; bad flags raise ValueError with a clear message."""
     zoo = Zoo.from_sources(args.models)
     for spec in args.model:
         zoo.add_spec(spec)
     budget = parse_bytes(args.memory_budget) if args.memory_budget else None
-    manager = ModelManager(zoo, device=args.device, memory_budget=budget)
+    return ModelManager(zoo, device=args.device, memory_budget=budget)
+
+
+demo: Optional[gr.Blocks] = None  # module level, where Gradio's reloader on Spaces looks for it
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    global demo
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        manager = make_manager(args)
+    except (ValueError, KeyError) as exc:
+        parser.error(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc))
     demo = build_app(manager)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     if args.share:

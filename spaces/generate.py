@@ -3,11 +3,13 @@ and the style mixing matrix. Endpoints: /generate and /style_mix."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Optional
 
 import gradio as gr
 import numpy as np
 
+from spaces import GPU
 from spaces.common import (default_model, model_choices, offline_notice, progress_callback, save_png,
                            user_errors)
 from stylecore.engine import ModelManager
@@ -30,6 +32,17 @@ def _number(value, name: str, integer: bool = False) -> Optional[float]:
     if integer and number != int(number):
         raise ValueError(f"{name} must be a whole number, got {value!r}")
     return int(number) if integer else number
+
+
+def _layers(text: Optional[str], num_ws: int) -> list[int]:
+    """'0-3', '4-7', '8-' (open to the last ws) -> ws indices, checked against the model."""
+    text = (text or "0-6").strip()
+    text = re.sub(r"(\d+)\s*-\s*$", lambda m: f"{m.group(1)}-{num_ws - 1}", text)
+    try:
+        return parse_seeds(text, max_count=num_ws)
+    except ValueError:
+        raise ValueError(f"cannot read the layers {text!r}: use ws indices from 0 to {num_ws - 1}, "
+                         "e.g. '0-3', '4-7' or '8-'") from None
 
 
 def _settings(psi, cutoff, noise_mode, class_idx, translate_x, translate_y, rotate) -> GenerationSettings:
@@ -56,6 +69,7 @@ def build(manager: ModelManager) -> None:
     choices = model_choices(manager)
     default = default_model(manager)
 
+    @GPU(duration=120)
     @user_errors
     def generate(model_id: str = default, seeds: str = "0", truncation_psi: float = 0.7,
                  truncation_cutoff: Optional[float] = 0, noise_mode: str = "const", class_idx: float = 0,
@@ -72,6 +86,7 @@ def build(manager: ModelManager) -> None:
         grid = save_png(image_grid(images), f"{model.card.id}-seeds")
         return gallery, grid, _model_status(model)
 
+    @GPU(duration=120)
     @user_errors
     def mix(model_id: str = default, row_seeds: str = "85, 100, 75", col_seeds: str = "55, 821, 1789",
             col_layers: str = "0-6", truncation_psi: float = 0.7, noise_mode: str = "const",
@@ -80,7 +95,7 @@ def build(manager: ModelManager) -> None:
         rows = parse_seeds(row_seeds, max_count=8)
         cols = parse_seeds(col_seeds, max_count=8)
         model = manager.get(model_id or default, progress=progress_callback(progress))
-        layers = parse_seeds(col_layers if col_layers not in (None, "") else "0-6", max_count=model.G.num_ws)
+        layers = _layers(col_layers, model.G.num_ws)
         settings = _settings(truncation_psi, None, noise_mode, class_idx if model.G.c_dim else None, 0, 0, 0)
         grid = style_mix(model.G, rows, cols, layers, settings, force_fp32=model.force_fp32,
                          progress=progress_callback(progress))

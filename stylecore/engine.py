@@ -34,7 +34,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def parse_bytes(text: str) -> int:
     """'8GB', '512 MiB', '1e9' -> bytes."""
-    m = re.fullmatch(r"\s*([0-9.eE+]+)\s*([KMGT]?i?B?)?\s*", text or "")
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([KMGT]?i?B?)?\s*", text or "", re.IGNORECASE)
     if not m:
         raise ValueError(f"cannot read memory size {text!r}: write e.g. '8GB' or '512MiB'")
     unit = (m.group(2) or "").upper().replace("I", "").rstrip("B")
