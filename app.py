@@ -9,11 +9,12 @@ from typing import Optional, Sequence
 import spaces  # first: Hugging Face's `spaces` package (when installed) refuses to load while gradio is half-imported
 import gradio as gr
 
+import spaces.editing
 import spaces.generate
 from stylecore.engine import ModelManager, parse_bytes
 from stylecore.zoo import Zoo
 
-TABS = (spaces.generate,)
+TABS = (spaces.generate, spaces.editing)
 SHARE_WARNING = ("WARNING: --share publishes this hub at a public gradio.live address. Anyone with the link can "
                  "run models on this machine, upload images and download every result; models named in "
                  "--models are listed to them. Stop the app to close the link.")

@@ -17,7 +17,7 @@ import torch
 
 from stylecore.formats.parsed import ParsedCheckpoint
 
-__all__ = ["CACHE_FORMAT_VERSION", "cache_dir", "file_sha256", "load_cached", "store", "entry_paths"]
+__all__ = ["CACHE_FORMAT_VERSION", "cache_dir", "file_sha256", "load_cached", "store", "entry_paths", "atomic_write"]
 
 CACHE_FORMAT_VERSION = 1
 _INDEX_NAME = "index.json"
@@ -43,8 +43,9 @@ def _warn(message: str) -> None:
     warnings.warn(f"stylecore cache: {message}", RuntimeWarning, stacklevel=3)
 
 
-def _atomic_write(target: Path, write: Any) -> None:
+def atomic_write(target: Path, write: Any) -> None:
     """Write via a temp file in the same folder, then os.replace; never leaves a partial file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = str(target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # honours the umask, unlike mkstemp
     try:
@@ -86,7 +87,7 @@ def file_sha256(path: Union[str, "os.PathLike[str]"]) -> str:
     try:
         cache_dir().mkdir(parents=True, exist_ok=True)
         payload = json.dumps(index, indent=0)
-        _atomic_write(cache_dir() / _INDEX_NAME, lambda tmp: Path(tmp).write_text(payload, encoding="utf-8"))
+        atomic_write(cache_dir() / _INDEX_NAME, lambda tmp: Path(tmp).write_text(payload, encoding="utf-8"))
     except OSError as exc:
         _warn(f"could not update the hash index in {cache_dir()} ({exc}); continuing without it")
     return key
@@ -142,7 +143,7 @@ def store(key: str, parsed: ParsedCheckpoint) -> bool:
     try:
         tensors_path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {k: _own_contiguous(v) for k, v in parsed.state_dict.items()}
-        _atomic_write(tensors_path, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+        atomic_write(tensors_path, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
         meta = {
             "cache_format": CACHE_FORMAT_VERSION,
             "architecture": parsed.architecture,
@@ -152,7 +153,7 @@ def store(key: str, parsed: ParsedCheckpoint) -> bool:
             "tensors_bytes": tensors_path.stat().st_size,
         }
         payload = json.dumps(meta, indent=1, allow_nan=True)
-        _atomic_write(meta_path, lambda tmp: Path(tmp).write_text(payload, encoding="utf-8"))
+        atomic_write(meta_path, lambda tmp: Path(tmp).write_text(payload, encoding="utf-8"))
         return True
     except (OSError, ValueError, TypeError, RuntimeError) as exc:
         try:  # the json is the commit marker; without it the tensors file is just garbage
