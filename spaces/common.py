@@ -3,10 +3,12 @@ into messages the user sees (gr.Error) while the app keeps serving."""
 from __future__ import annotations
 
 import functools
+import inspect
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import gradio as gr
 import numpy as np
@@ -48,8 +50,31 @@ def offline_notice() -> str:
     return ""
 
 
+USER_ERRORS = (ValueError, KeyError, TypeError, OSError, hub.ModelUnavailable)
+
+
+def _as_gr_error(exc: BaseException) -> gr.Error:
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    return gr.Error(str(message))
+
+
 def user_errors(fn: Callable) -> Callable:
-    """Show bad input and unavailable models as a message in the UI instead of a crash."""
+    """Show bad input and unavailable models as a message in the UI instead of a crash.
+
+    Works for plain event functions and for generator events (streamed progress, Stop button).
+    """
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except USER_ERRORS as exc:
+                raise _as_gr_error(exc) from exc
+
+        return generator_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -57,11 +82,26 @@ def user_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except (ValueError, KeyError, TypeError, OSError, hub.ModelUnavailable) as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise gr.Error(str(message)) from exc
+        except USER_ERRORS as exc:
+            raise _as_gr_error(exc) from exc
 
     return wrapper
+
+
+def parse_number(value: Any, name: str, integer: bool = False) -> Optional[float]:
+    """Numbers from the API arrive as anything: check them before they reach the engine.
+    None or '' mean 'not given'."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if integer and number != int(number):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(number) if integer else number
 
 
 def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:

@@ -2,7 +2,6 @@
 and the style mixing matrix. Endpoints: /generate and /style_mix."""
 from __future__ import annotations
 
-import math
 import re
 from typing import Optional
 
@@ -10,28 +9,13 @@ import gradio as gr
 import numpy as np
 
 from spaces import GPU
-from spaces.common import (default_model, model_choices, offline_notice, progress_callback, save_png,
-                           user_errors)
+from spaces.common import (default_model, model_choices, offline_notice, parse_number, progress_callback,
+                           save_png, user_errors)
 from stylecore.engine import ModelManager
 from stylecore.generate import GenerationSettings, generate_images, image_grid, style_mix
 from stylecore.latents import parse_seeds
 
 MAX_SEEDS = 64
-
-
-def _number(value, name: str, integer: bool = False) -> Optional[float]:
-    """Numbers from the API arrive as anything: check them before they reach the engine."""
-    if value is None or value == "":
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if integer and number != int(number):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    return int(number) if integer else number
 
 
 def _layers(text: Optional[str], num_ws: int) -> list[int]:
@@ -47,12 +31,12 @@ def _layers(text: Optional[str], num_ws: int) -> list[int]:
 
 def _settings(psi, cutoff, noise_mode, class_idx, translate_x, translate_y, rotate) -> GenerationSettings:
     return GenerationSettings(
-        truncation_psi=_number(psi, "truncation psi") if psi is not None else 1.0,
-        truncation_cutoff=_number(cutoff, "truncation cutoff", integer=True) or None,  # 0 = every ws
+        truncation_psi=parse_number(psi, "truncation psi") if psi is not None else 1.0,
+        truncation_cutoff=parse_number(cutoff, "truncation cutoff", integer=True) or None,  # 0 = every ws
         noise_mode=str(noise_mode or "const"),
-        class_idx=_number(class_idx, "class", integer=True),
-        translate=(_number(translate_x, "translate x") or 0.0, _number(translate_y, "translate y") or 0.0),
-        rotate_degrees=_number(rotate, "rotation") or 0.0,
+        class_idx=parse_number(class_idx, "class", integer=True),
+        translate=(parse_number(translate_x, "translate x") or 0.0, parse_number(translate_y, "translate y") or 0.0),
+        rotate_degrees=parse_number(rotate, "rotation") or 0.0,
     )
 
 

@@ -1,4 +1,4 @@
-"""Command line: python -m stylecore {models, generate, convert, bench} ..."""
+"""Command line: python -m stylecore {models, generate, video, convert, bench} ..."""
 from __future__ import annotations
 
 import argparse
@@ -72,6 +72,48 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grid(text: str) -> tuple[int, int]:
+    try:
+        cols, rows = (int(p) for p in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("give columns x rows, e.g. 2x2") from None
+    return cols, rows
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    """Render a latent walk (optionally with a camera path, or side by side with --compare) to MP4."""
+    from stylecore.engine import ModelManager
+    from stylecore.generate import GenerationSettings
+    from stylecore.latents import parse_seeds
+    from stylecore.video import Panel, VideoSettings, render_video
+    from stylecore.video_paths import CameraPath
+
+    zoo = _zoo(args)
+    manager = ModelManager(zoo, device=args.device)
+
+    def report(fraction: float, message: str) -> None:
+        print(f"\r[{fraction:4.0%}] {message}".ljust(70), end="", file=sys.stderr, flush=True)
+
+    panels = []
+    for spec in ([args.compare] if args.compare else []) + [args.model]:
+        model = manager.get(spec if spec in zoo else zoo.add_spec(spec).id, progress=report)
+        panels.append(Panel(model.G, model.force_fp32, label=model.card.id))
+    settings = VideoSettings(
+        seeds=tuple(parse_seeds(args.seeds, max_count=10000)), codes_path=args.codes, kind=args.kind,
+        space=args.space, loop=not args.no_loop, frames_per_transition=args.frames_per_transition,
+        grid=args.grid, fps=args.fps, camera=CameraPath(args.camera, args.radius, args.turns), gif=args.gif,
+        generation=GenerationSettings(truncation_psi=args.trunc, truncation_cutoff=args.cutoff,
+                                      noise_mode=args.noise_mode, class_idx=args.class_idx,
+                                      translate=args.translate, rotate_degrees=args.rotate))
+    result = render_video(panels, settings, args.out, batch_size=args.batch, progress=report)
+    print(file=sys.stderr)
+    w, h = result.plan.size
+    print(f"wrote {result.path}: {result.plan.frames} frames, {w}x{h}, {result.plan.fps:g} fps "
+          f"({result.plan.seconds:.1f} s), rendered at {result.frames_per_second:.1f} frames/s"
+          + (f"; GIF {result.gif_path}" if result.gif_path else ""))
+    return 0
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     """Read a checkpoint once so its converted copy lands in the cache; print what it holds."""
     from stylecore.loader import load_generator
@@ -113,6 +155,18 @@ def cmd_bench_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_video(args: argparse.Namespace) -> int:
+    """Frames per second of video generation with a random-weight StyleGAN3-T of released size."""
+    from stylecore.bench_video import bench_video
+
+    r = bench_video(args.res, args.device, args.frames, args.batch)
+    print(f"StyleGAN3-T {r['res']}x{r['res']} on {r['device']} ({r['dtype']}), {r['frames']} frames, "
+          f"batch {r['batch_size']}")
+    print(f"synthesis alone: {r['synthesis_fps']:.2f} frames/s")
+    print(f"synthesis + H.264 encoding: {r['video_fps']:.2f} frames/s ({r['mp4_bytes'] / 1024:.0f} KiB MP4)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stylecore", description="StyleGAN engine command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +190,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outdir", required=True)
     p.set_defaults(func=cmd_generate)
 
+    p = sub.add_parser("video", help="render a latent walk or StyleGAN3 camera path to MP4 (and GIF)")
+    p.add_argument("--model", default="demo-sg3", help="model id, hf://owner/repo/file.pkl[@rev] or a local path")
+    p.add_argument("--compare", default=None, help="side by side: this model (e.g. a StyleGAN2) on the left")
+    p.add_argument("--models", help="TOML/JSON file of extra model cards")
+    p.add_argument("--seeds", default="0-2", help="keyframe seeds, grid columns x rows x keyframes of them")
+    p.add_argument("--codes", default=None, help=".npz of W/W+ keyframe codes (key 'w') instead of seeds")
+    p.add_argument("--kind", default="cubic", choices=["cubic", "linear", "spherical"], help="interpolation")
+    p.add_argument("--space", default="w", choices=["w", "z"], help="walk in z or in w")
+    p.add_argument("--no-loop", action="store_true", help="end on the last keyframe instead of looping")
+    p.add_argument("--frames-per-transition", "--w-frames", type=int, default=60)
+    p.add_argument("--grid", type=_grid, default=(1, 1), help="walks as columns x rows, e.g. 2x2")
+    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi")
+    p.add_argument("--cutoff", type=int, default=None, help="truncation cutoff (first N ws)")
+    p.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
+    p.add_argument("--class", dest="class_idx", type=int, default=None, help="class for conditional models")
+    p.add_argument("--translate", type=_pair, default=(0.0, 0.0), help="StyleGAN3: x,y in image widths")
+    p.add_argument("--rotate", type=float, default=0.0, help="StyleGAN3: degrees")
+    p.add_argument("--camera", default="none", choices=["none", "circle", "line", "rotate", "circle+rotate"],
+                   help="StyleGAN3 camera path over the whole video")
+    p.add_argument("--radius", type=float, default=0.1, help="circle radius / line amplitude in image widths")
+    p.add_argument("--turns", type=float, default=1.0, help="rotation: full turns over the video")
+    p.add_argument("--gif", action="store_true", help="also write a GIF beside the MP4")
+    p.add_argument("--batch", type=int, default=8, help="images per synthesis call")
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    p.add_argument("--out", required=True, help="output .mp4 path")
+    p.set_defaults(func=cmd_video)
+
     p = sub.add_parser("convert", help="read a checkpoint and cache its converted copy")
     p.add_argument("path")
     p.set_defaults(func=cmd_convert)
@@ -145,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--repeat", type=int, default=3)
     p.set_defaults(func=cmd_bench_load)
+    p = bench.add_parser("video", help="frames per second of video generation (random-weight StyleGAN3-T)")
+    p.add_argument("--res", type=int, default=256, choices=[256, 512, 1024])
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    p.add_argument("--frames", type=int, default=32)
+    p.add_argument("--batch", type=int, default=0, help="images per synthesis call (0: 16 on GPU, 2 on CPU)")
+    p.set_defaults(func=cmd_bench_video)
     return parser
 
 
