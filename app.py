@@ -11,11 +11,12 @@ import gradio as gr
 
 import spaces.editing
 import spaces.generate
+import spaces.stylenerf
 import spaces.video
 from stylecore.engine import ModelManager, parse_bytes
 from stylecore.zoo import Zoo
 
-TABS = (spaces.generate, spaces.video, spaces.editing)
+TABS = (spaces.generate, spaces.video, spaces.editing, spaces.stylenerf)
 SHARE_WARNING = ("WARNING: --share publishes this hub at a public gradio.live address. Anyone with the link can "
                  "run models on this machine, upload images and download every result; models named in "
                  "--models are listed to them. Stop the app to close the link.")

@@ -21,7 +21,7 @@ from stylecore.zoo import ModelCard
 
 def model_label(card: ModelCard) -> str:
     state = hub.download_state(card)
-    arch = {"stylegan2": "StyleGAN2", "stylegan3": "StyleGAN3"}.get(card.architecture, "StyleGAN")
+    arch = {"stylegan2": "StyleGAN2", "stylegan3": "StyleGAN3", "stylenerf": "StyleNeRF"}.get(card.architecture, "StyleGAN")
     size = f" {card.resolution}px" if card.resolution else ""
     return f"{card.title} ({arch}{size}) - {state}"
 

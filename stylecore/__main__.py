@@ -167,6 +167,14 @@ def cmd_bench_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_stylenerf(args: argparse.Namespace) -> int:
+    """Seconds per view of a random-weight StyleNeRF of the released FFHQ configuration."""
+    from stylecore.bench_stylenerf import bench_stylenerf, format_report
+
+    print(format_report(bench_stylenerf(args.res, args.device, args.repeat, args.threads, args.fp32)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stylecore", description="StyleGAN engine command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -227,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--repeat", type=int, default=3)
     p.set_defaults(func=cmd_bench_load)
+    p = bench.add_parser("stylenerf", help="seconds per view of StyleNeRF (random weights, released FFHQ config)")
+    p.add_argument("--res", type=int, default=256, choices=[256, 512, 1024])
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    p.add_argument("--repeat", type=int, default=3, help="timed views per setting (the best is reported)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    p.add_argument("--fp32", action="store_true", help="GPU: float32 throughout (default: fp16 upsampler blocks)")
+    p.set_defaults(func=cmd_bench_stylenerf)
     p = bench.add_parser("video", help="frames per second of video generation (random-weight StyleGAN3-T)")
     p.add_argument("--res", type=int, default=256, choices=[256, 512, 1024])
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])

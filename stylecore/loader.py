@@ -22,8 +22,8 @@ from stylecore.formats.parsed import ParsedCheckpoint
 
 __all__ = ["load_generator", "read_checkpoint", "build_from_parsed"]
 
-SUPPORTED = ("official StyleGAN2-ADA / StyleGAN3 network pickle (.pkl), legacy TensorFlow StyleGAN2 "
-             "pickle (.pkl), rosinality / pSp / e4e torch checkpoint (.pt)")
+SUPPORTED = ("official StyleGAN2-ADA / StyleGAN3 network pickle (.pkl), StyleNeRF network pickle (.pkl), "
+             "legacy TensorFlow StyleGAN2 pickle (.pkl), rosinality / pSp / e4e torch checkpoint (.pt)")
 _LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 _CORRUPT = (EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, TypeError, KeyError, IndexError,
             AttributeError, OverflowError, MemoryError, RecursionError, UnicodeError, struct.error, RuntimeError)

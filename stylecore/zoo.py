@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 ENV_VAR = "STYLECORE_MODELS"
-ARCHITECTURES = ("stylegan2", "stylegan3", "auto")
+ARCHITECTURES = ("stylegan2", "stylegan3", "stylenerf", "auto")
 FORMATS = ("nvidia-pickle", "tf-pickle", "rosinality", "builtin", "auto")
 REPO_TYPES = ("model", "dataset", "space")
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -169,6 +169,7 @@ _NV = "NVIDIA Source Code License-NC (non-commercial)"
 _NV_ADA = _NV + "; StyleGAN2-ADA release"
 _UNSTATED = "not stated on the repo: check it before use beyond research"
 _HUMAN = "StyleGAN-Human: research and non-commercial use only (see its repo)"
+_SNERF = "CC BY-NC 4.0 (model card); FFHQ images CC BY-NC-SA 4.0"
 _DG, _ZLP, _ZL = "DragGan/DragGan-Models", "ZeqiangLai/StyleGAN2-pkl", "ZeqiangLai/StyleGAN2"
 _ROSI_NOTE = "rosinality-format .pt; converted to the official network when loaded"
 
@@ -180,6 +181,10 @@ BUILTIN_CARDS: tuple[ModelCard, ...] = (
               architecture="stylegan3", format="builtin", resolution=64, domain="demo",
               license="MIT (part of this project)",
               notes="untrained demo network for trying translate and rotate; needs no download"),
+    ModelCard(id="demo-nerf", title="Built-in StyleNeRF demo network (random weights, untrained)",
+              architecture="stylenerf", format="builtin", resolution=64, domain="demo",
+              license="MIT (part of this project)",
+              notes="untrained 3-D-aware demo network for trying the camera controls; needs no download"),
     # StyleGAN2 / StyleGAN2-ADA, official NVIDIA pickles
     _card("sg2-ffhq-512", "StyleGAN2 FFHQ 512", "stylegan2", "nvidia-pickle", 512, "faces", _DG,
           "stylegan2-ffhq-512x512.pkl", _NV + "; FFHQ images CC BY-NC-SA 4.0"),
@@ -215,6 +220,10 @@ BUILTIN_CARDS: tuple[ModelCard, ...] = (
     # StyleGAN3
     _card("sg3-t-lhq-256", "StyleGAN3-T LHQ landscapes 256 (Justin Pinkney)", "stylegan3", "nvidia-pickle", 256,
           "landscapes", "justinpinkney/stylegan3-t-lhq-256", "lhq-256-stylegan3-t-25Mimg.pkl", "MIT (repo card)"),
+    # StyleNeRF (facebookresearch), StyleGAN2-ADA-style pickles with OmegaConf configuration
+    *(_card(f"stylenerf-ffhq-{res}", f"StyleNeRF FFHQ {res}", "stylenerf", "nvidia-pickle", res, "faces",
+            "facebook/stylenerf-ffhq-config-basic", f"ffhq_{res}.pkl", _SNERF,
+            "3-D-aware: camera yaw, pitch and field of view in the StyleNeRF tab") for res in (256, 512, 1024)),
     # rosinality-format StyleGAN2 (.pt)
     _card("sg2-ffhq-1024-rosinality", "StyleGAN2 FFHQ 1024 (config-f, rosinality .pt)", "stylegan2", "rosinality",
           1024, "faces", "akhaliq/jojogan-stylegan2-ffhq-config-f", "stylegan2-ffhq-config-f.pt",

@@ -22,7 +22,7 @@ def test_builtin_cards_are_valid_and_unique():
     sources = [(c.repo_id, c.filename, c.revision) for c in BUILTIN_CARDS if not c.is_builtin]
     assert len(sources) == len(set(sources)), "two cards point at the same file"
     for card in BUILTIN_CARDS:
-        assert card.architecture in ("stylegan2", "stylegan3")
+        assert card.architecture in ("stylegan2", "stylegan3", "stylenerf")
         assert card.format in ("nvidia-pickle", "tf-pickle", "rosinality", "builtin")
         assert card.resolution > 0 and card.domain and card.license and card.title
         if not card.is_builtin:
@@ -41,7 +41,7 @@ def test_builtin_cards_cover_the_confirmed_checkpoints():
     repos = {card.repo_id for card in BUILTIN_CARDS if card.repo_id}
     assert repos <= {"DragGan/DragGan-Models", "ZeqiangLai/StyleGAN2-pkl", "ZeqiangLai/StyleGAN2",
                      "public-data/StyleGAN-Human", "justinpinkney/stylegan3-t-lhq-256",
-                     "akhaliq/jojogan-stylegan2-ffhq-config-f"}
+                     "akhaliq/jojogan-stylegan2-ffhq-config-f", "facebook/stylenerf-ffhq-config-basic"}
     if HUB_MODELS.exists():  # every built-in repo is one the reference marks as seen ([V])
         text = HUB_MODELS.read_text()
         for repo in repos:

@@ -269,6 +269,10 @@ def parse_official_pickle(obj: Any, path: str) -> ParsedCheckpoint:
         raise CheckpointError(path, f"the pickle holds no generator: neither 'G_ema' nor 'G' is a network "
                                     f"(keys: {keys or 'none'})")
     G: PersistentRecord = obj[key]
+    from stylecore.formats.stylenerf_pickle import is_stylenerf, parse_stylenerf  # same snapshot layout
+
+    if is_stylenerf(G):
+        return parse_stylenerf(G, key, path)
     architecture = identify_architecture(G, path)
     try:
         stored = to_plain(G.state.get("_init_kwargs") or {}, "G._init_kwargs")

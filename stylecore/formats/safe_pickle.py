@@ -21,6 +21,7 @@ import torch
 from stylecore.formats.errors import CheckpointError, UnsafeCheckpointError
 
 __all__ = [
+    "ConfigStandIn",
     "EasyDict",
     "PersistentRecord",
     "TFNetworkStub",
@@ -124,6 +125,41 @@ class _Allowed(metaclass=_FrozenClass):
 
     def __repr__(self) -> str:
         return f"<allowed {self._name}>"
+
+
+class ConfigStandIn(metaclass=_FrozenClass):
+    """Stand-in for an allowed configuration class (OmegaConf containers, nodes and their metadata,
+    as StyleNeRF pickles hold them): the pickled `__dict__` is kept as `state`, nothing is run.
+
+    One subclass per allowed global (`global_name` says which); readers turn them into plain values.
+    """
+
+    global_name = ""
+
+    def __init__(self, *args: Any) -> None:
+        if args:
+            raise _Malformed(f"{self.global_name} takes no constructor arguments in a checkpoint")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise _Refused(self.global_name, "a pickle may not set attributes of a configuration object")
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 2 and all(s is None or isinstance(s, dict) for s in state):
+            state = {**(state[0] or {}), **(state[1] or {})}
+        if not isinstance(state, dict) or "state" in self.__dict__:
+            raise _Malformed(f"{self.global_name} state must be one dict")
+        self.__dict__["state"] = state
+
+    @property
+    def fields(self) -> dict:
+        return self.__dict__.get("state", {})
+
+    def __repr__(self) -> str:
+        return f"<{self.global_name} stand-in>"
+
+
+def _config_class(global_name: str) -> type:
+    return _FrozenClass(global_name.rsplit(".", 1)[1], (ConfigStandIn,), {"global_name": global_name})
 
 
 @dataclass
@@ -483,6 +519,14 @@ for _np_mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
     _ALLOWED[(_np_mod, "dtype")] = _ALLOWED[("numpy", "dtype")]
 for _np_mod in ("numpy.core.numeric", "numpy._core.numeric"):
     _ALLOWED[(_np_mod, "_frombuffer")] = _allow(f"{_np_mod}._frombuffer", _np_frombuffer)
+# StyleNeRF's configuration objects (reference/encoders_clip_nerf.md C.1): inert stand-ins.
+for _cfg in ("omegaconf.dictconfig.DictConfig", "omegaconf.listconfig.ListConfig", "omegaconf.nodes.AnyNode",
+             "omegaconf.nodes.StringNode", "omegaconf.nodes.IntegerNode", "omegaconf.nodes.FloatNode",
+             "omegaconf.nodes.BooleanNode", "omegaconf.base.Metadata", "omegaconf.base.ContainerMetadata"):
+    _ALLOWED[tuple(_cfg.rsplit(".", 1))] = _config_class(_cfg)
+_ALLOWED[("typing", "Any")] = _Marker("typing.Any")
+for _type in ("dict", "list", "str", "int", "float", "bool"):  # OmegaConf metadata names types as values
+    _ALLOWED[("builtins", _type)] = _Marker(f"builtins.{_type}")
 
 
 class _SafeUnpickler(pickle.Unpickler):

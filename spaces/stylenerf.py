@@ -1,0 +1,174 @@
+"""StyleNeRF tab: a 3-D-aware face seen from a camera you move (yaw, pitch, field of view),
+geometry and appearance from two seeds, render quality, and an orbit video.
+Endpoints: /stylenerf (one view) and /stylenerf_orbit (MP4).
+
+The image follows the sliders (on release, latest value wins). The orbit event is a generator,
+so the Stop button closes it between frames and no half-written file is left behind.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+import gradio as gr
+
+from spaces.common import model_label, offline_notice, parse_number, progress_callback, user_errors
+from stylecore import hub
+from stylecore.engine import ModelManager
+from stylecore.nerf_views import MAX_STEPS, ViewSettings, render_orbit_steps, render_view
+
+DEMO_ID = "demo-nerf"
+
+
+def _given(value, name: str, default: float, integer: bool = False) -> float:
+    number = parse_number(value, name, integer=integer)
+    return default if number is None else number
+
+
+def _choices(manager: ModelManager) -> list[tuple[str, str]]:
+    """StyleNeRF cards, and user-added cards whose architecture is decided when read."""
+    return [(model_label(c), c.id) for c in manager.zoo.cards() if c.architecture in ("stylenerf", "auto")]
+
+
+def _default_model(manager: ModelManager) -> str:
+    cards = [c for c in manager.zoo.cards() if c.architecture == "stylenerf"]
+    for card in cards:
+        if card.format != "builtin" and hub.download_state(card) in ("downloaded", "local file"):
+            return card.id
+    return DEMO_ID if DEMO_ID in manager.zoo else (cards[0].id if cards else manager.zoo.cards()[0].id)
+
+
+def _settings(truncation_psi, yaw, pitch, fov, steps, default_steps: int) -> ViewSettings:
+    settings = ViewSettings(yaw=_given(yaw, "yaw", 0.0), pitch=_given(pitch, "pitch", 0.0),
+                            fov=_given(fov, "field of view", 12.0),
+                            steps=int(_given(steps, "samples per ray", default_steps, integer=True)),
+                            truncation_psi=_given(truncation_psi, "truncation psi", 0.7))
+    settings.validate()
+    return settings
+
+
+def _seeds(seed, mix_seeds, appearance_seed) -> tuple[int, Optional[int]]:
+    geometry = int(_given(seed, "seed", 1, integer=True))
+    appearance = int(_given(appearance_seed, "appearance seed", 9, integer=True)) if mix_seeds else None
+    for value in (geometry, appearance):
+        if value is not None and not 0 <= value < 2 ** 31:
+            raise ValueError(f"seeds go from 0 to {2 ** 31 - 1}, got {value}")
+    return geometry, appearance
+
+
+def _status(model, settings: ViewSettings, seeds: tuple[int, Optional[int]], seconds: float, what: str) -> str:
+    G = model.G
+    kind = "untrained" if model.untrained else model.info.get("source", "")
+    seed_text = f"seed {seeds[0]}" if seeds[1] is None else f"geometry seed {seeds[0]}, appearance seed {seeds[1]}"
+    return (f"**{model.card.title}** ({G.img_resolution}x{G.img_resolution}, {kind}): {seed_text}; "
+            f"yaw {math.degrees(0.5 * settings.yaw):+.0f} deg, pitch {math.degrees(0.3 * settings.pitch):+.0f} deg, "
+            f"field of view {settings.fov:g} deg, {settings.steps}+{settings.steps} samples per ray; "
+            f"{what} in {seconds:.2f} s on {model.device.type}.")
+
+
+def build(manager: ModelManager) -> None:
+    """Lay out the tab in the current gr.Blocks and wire its events."""
+    default = _default_model(manager)
+    default_steps = 40  # the web demo's quality; about 0.35 s per 256 px view on a 2-core CPU
+
+    @user_errors
+    def stylenerf(model_id: str = default, seed: float = 1, truncation_psi: float = 0.7, yaw: float = 0.0,
+                  pitch: float = 0.0, fov: float = 12.0, steps: float = default_steps, mix_seeds: bool = False,
+                  appearance_seed: float = 9, progress: gr.Progress = gr.Progress()):
+        """Render one view of a seed (geometry and appearance from two seeds when mix_seeds);
+        yaw and pitch in [-1, 1] (0.5 and 0.3 radians per unit), field of view in degrees.
+        Returns the image and a status line."""
+        settings = _settings(truncation_psi, yaw, pitch, fov, steps, default_steps)
+        seeds = _seeds(seed, mix_seeds, appearance_seed)
+        model = manager.get(model_id or default, progress=progress_callback(progress))
+        start = time.perf_counter()
+        image = render_view(model.G, seeds[0], seeds[1], settings, force_fp32=model.force_fp32)
+        return image, _status(model, settings, seeds, time.perf_counter() - start, "rendered")
+
+    @user_errors
+    def start_orbit(model_id, seed, truncation_psi, pitch, fov, steps, mix_seeds, appearance_seed, frames, fps,
+                    yaw_range, progress):
+        settings = _settings(truncation_psi, 0.0, pitch, fov, steps, default_steps)
+        seeds = _seeds(seed, mix_seeds, appearance_seed)
+        model = manager.get(model_id or default, progress=progress_callback(progress))
+        folder = Path(tempfile.mkdtemp(prefix="stylecore-orbit-"))
+        path = folder / f"{model.card.id}-seed{seeds[0]}-orbit.mp4"
+        steps_gen = render_orbit_steps(model.G, path, seeds[0], seeds[1], settings,
+                                       frames=int(_given(frames, "frames", 36, integer=True)),
+                                       fps=_given(fps, "fps", 24.0), yaw_range=_given(yaw_range, "yaw range", 1.0),
+                                       force_fp32=model.force_fp32)
+        return steps_gen, folder, model, settings, seeds
+
+    @user_errors
+    def stylenerf_orbit(model_id: str = default, seed: float = 1, truncation_psi: float = 0.7, pitch: float = 0.0,
+                        fov: float = 12.0, steps: float = default_steps, mix_seeds: bool = False,
+                        appearance_seed: float = 9, frames: float = 36, fps: float = 24, yaw_range: float = 1.0,
+                        progress: gr.Progress = gr.Progress()):
+        """Orbit the camera around one face into an MP4 (H.264); yields status lines, then the video."""
+        steps_gen, folder, model, settings, seeds = start_orbit(
+            model_id, seed, truncation_psi, pitch, fov, steps, mix_seeds, appearance_seed, frames, fps, yaw_range,
+            progress)
+        begin = time.perf_counter()
+        try:
+            while True:
+                try:
+                    fraction, message = next(steps_gen)
+                except StopIteration as done:
+                    path = done.value
+                    break
+                progress(fraction, desc=message)
+                yield gr.skip(), message
+        finally:
+            steps_gen.close()  # a Stop lands here: the writer removes its temporary file
+            if not any(folder.iterdir()):
+                shutil.rmtree(folder, ignore_errors=True)
+        yield str(path), _status(model, settings, seeds, time.perf_counter() - begin, "orbit video rendered")
+
+    with gr.Tab("StyleNeRF", id="stylenerf"):
+        notice = offline_notice()
+        if notice:
+            gr.Markdown(notice)
+        gr.Markdown("3-D-aware faces: move the camera around a generated face. The image follows the sliders.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                model = gr.Dropdown(choices=_choices(manager), value=default, label="StyleNeRF model",
+                                    info="'not downloaded' models are fetched from the Hub on first use")
+                seed = gr.Number(value=1, precision=0, minimum=0, label="Seed")
+                psi = gr.Slider(-1.0, 2.0, value=0.7, step=0.05, label="Truncation psi")
+                yaw = gr.Slider(-1.0, 1.0, value=0.0, step=0.05, label="Yaw", info="left/right, 0.5 rad per unit")
+                pitch = gr.Slider(-1.0, 1.0, value=0.0, step=0.05, label="Pitch", info="up/down, 0.3 rad per unit")
+                fov = gr.Slider(6.0, 20.0, value=12.0, step=0.5, label="Field of view (degrees)")
+                steps = gr.Slider(4, MAX_STEPS, value=default_steps, step=1, label="Render quality (samples per ray)",
+                                  info="coarse samples, and as many fine ones; the web demo uses 40")
+                with gr.Accordion("Geometry and appearance from two seeds", open=False):
+                    mix = gr.Checkbox(value=False, label="Take the appearance from a second seed",
+                                      info="the seed above shapes the face, this one colours it")
+                    appearance = gr.Number(value=9, precision=0, minimum=0, label="Appearance seed")
+                go = gr.Button("Render view", variant="primary")
+            with gr.Column(scale=2):
+                image = gr.Image(label="View", type="numpy", format="png", elem_id="stylenerf-view",
+                                 interactive=False, height=448)
+                status = gr.Markdown(elem_id="stylenerf-status")
+        with gr.Accordion("Orbit video", open=False):
+            with gr.Row():
+                frames = gr.Slider(8, 120, value=36, step=1, label="Frames")
+                fps = gr.Slider(6, 60, value=24, step=1, label="Frames per second")
+                yaw_range = gr.Slider(0.0, 1.5, value=1.0, step=0.05, label="Yaw swing (slider units)")
+            with gr.Row():
+                orbit_go = gr.Button("Render orbit video")
+                stop = gr.Button("Stop", variant="stop")
+            video = gr.Video(label="Orbit", format=None, loop=True, elem_id="stylenerf-orbit", interactive=False)
+            orbit_status = gr.Markdown(elem_id="stylenerf-orbit-status")
+
+        view_inputs = [model, seed, psi, yaw, pitch, fov, steps, mix, appearance]
+        go.click(stylenerf, view_inputs, [image, status], api_name="stylenerf")
+        gr.on([yaw.release, pitch.release, fov.release, psi.release, steps.release, seed.submit, mix.input,
+               appearance.submit, model.input], stylenerf, view_inputs, [image, status],
+              api_visibility="private", trigger_mode="always_last", show_progress="minimal")
+        event = orbit_go.click(stylenerf_orbit, [model, seed, psi, pitch, fov, steps, mix, appearance, frames, fps,
+                                                 yaw_range], [video, orbit_status], api_name="stylenerf_orbit")
+        stop.click(None, None, None, cancels=[event])
