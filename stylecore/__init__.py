@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["load_generator"]
+__all__ = ["load_generator", "load_encoder"]
 
 
 def __getattr__(name: str) -> Any:
@@ -12,4 +12,8 @@ def __getattr__(name: str) -> Any:
         from stylecore.loader import load_generator
 
         return load_generator
+    if name == "load_encoder":
+        from stylecore.encoders import load_encoder
+
+        return load_encoder
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

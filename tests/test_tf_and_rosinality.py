@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import os
-import zlib
 
 import numpy as np
 import pytest
 import torch
 
 from conftest import parity_case, relative_error
+from name_seeded import name_seeded
 from stylecore.formats.errors import CheckpointError, UnsafeCheckpointError
 from stylecore.formats.rosinality import parse_torch_checkpoint
 from stylecore.formats.safe_pickle import safe_load_pickle
@@ -30,30 +30,6 @@ def _own_cache(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------------------
 # Helpers
-
-
-def _name_seeded(records: list[dict]) -> dict[str, torch.Tensor]:
-    """The `name_seeded_v2` rule of README-encoders.md, by each key's `init` category."""
-    taps = torch.tensor([1.0, 3.0, 3.0, 1.0])
-    out = {}
-    for rec in records:
-        key, shape, init = rec["key"], rec["shape"], rec["init"]
-        r = torch.randn(shape, generator=torch.Generator().manual_seed(zlib.crc32(key.encode("utf-8"))),
-                        dtype=torch.float32)
-        if init == "fir_kernel_unchanged":
-            value = torch.outer(taps, taps) / 64 * 4
-        elif init in ("noise_buffer", "equalized_weight"):
-            value = r
-        elif init == "equalized_weight_lrmul":
-            value = r / rec["lr_mul"]
-        elif init == "matrix":
-            value = r / np.sqrt(r.numel() / shape[0])
-        elif init == "vector":
-            value = 0.1 * r
-        else:
-            raise AssertionError(f"init category {init!r} does not occur in a rosinality generator")
-        out[key] = value
-    return out
 
 
 def _tiny_kwargs(**overrides) -> dict:
@@ -109,7 +85,7 @@ def _assert_same_network(loaded: torch.nn.Module, G: torch.nn.Module, tol: float
 
 def test_rosinality_64_parity(tmp_path):
     meta, _, arrays = parity_case("rosinality_64")
-    g_ema = _name_seeded(meta["state_dict"])
+    g_ema = name_seeded(meta["state_dict"])
     assert list(g_ema) == [rec["key"] for rec in meta["state_dict"]]
     # The fixture has no latent_avg; its truncation centre is `truncation_latent`. Storing it as
     # latent_avg (convert_weight layout) makes official truncation reproduce `img_z_trunc0.7`.
