@@ -57,3 +57,4 @@ def true_float32():
 
 
 from conftest_hub import fake_hub, no_retry_wait  # noqa: E402,F401  (pytest fixtures for every test module)
+from browser import browser, page  # noqa: E402,F401  (real-browser fixtures; each browser test module defines `app`)

@@ -6,22 +6,12 @@ the browser may only talk to 127.0.0.1 (every other request is aborted and liste
 """
 from __future__ import annotations
 
-import os
 import re
-import urllib.parse
 
 import pytest
-
 from app_server import launch_app
+from browser import TIMEOUT_MS
 
-CHROMIUM = os.environ.get("STYLECORE_TEST_CHROMIUM", "/usr/bin/chromium")
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"no Chromium at {CHROMIUM} (install Debian's chromium package, or set STYLECORE_TEST_CHROMIUM)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the python 'playwright' package is not installed")
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"]
-TIMEOUT_MS = 60_000
 DEMO_LABEL = re.compile(r"^Built-in demo network .*- built-in$")
 OTHER_LABEL = re.compile(r"^Built-in StyleGAN3 demo network .*- built-in$")
 
@@ -30,39 +20,6 @@ OTHER_LABEL = re.compile(r"^Built-in StyleGAN3 demo network .*- built-in$")
 def app(tmp_path_factory):
     with launch_app(["--device", "cpu"], workdir=tmp_path_factory.mktemp("browser-app")) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def page(browser, app):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(TIMEOUT_MS)
-    outside: list[str] = []
-
-    def local_only(route):
-        host = urllib.parse.urlsplit(route.request.url).hostname
-        if route.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", local_only)
-    page = context.new_page()
-    page.outside_requests = outside
-    try:
-        yield page
-    finally:
-        context.close()
 
 
 def gallery_images(page):

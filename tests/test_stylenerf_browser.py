@@ -3,54 +3,16 @@ open the tab, render a view of the built-in StyleNeRF demo network, drag the yaw
 the image change. One app launch; the browser may only talk to 127.0.0.1."""
 from __future__ import annotations
 
-import os
-import urllib.parse
-
 import numpy as np
 import pytest
-
 from app_server import launch_app
-
-CHROMIUM = os.environ.get("STYLECORE_TEST_CHROMIUM", "/usr/bin/chromium")
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"no Chromium at {CHROMIUM} (install Debian's chromium package, or set STYLECORE_TEST_CHROMIUM)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the python 'playwright' package is not installed")
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"]
-TIMEOUT_MS = 60_000
+from browser import TIMEOUT_MS
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     with launch_app(["--device", "cpu"], workdir=tmp_path_factory.mktemp("stylenerf-app")) as server:
         yield server
-
-
-@pytest.fixture
-def page(app):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1100})
-        context.set_default_timeout(TIMEOUT_MS)
-        outside: list[str] = []
-
-        def local_only(route):
-            host = urllib.parse.urlsplit(route.request.url).hostname
-            if route.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
-                route.continue_()
-            else:
-                outside.append(route.request.url)
-                route.abort()
-
-        context.route("**/*", local_only)
-        page = context.new_page()
-        page.outside_requests = outside
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
 
 
 def view_pixels(page, previous_src: str = "") -> tuple[str, np.ndarray]:
@@ -107,9 +69,8 @@ def test_render_and_turn_the_camera_in_a_browser(page, app, tmp_path):
 
 def test_api_endpoints(app, tmp_path):
     """/stylenerf and /stylenerf_orbit through gradio_client: a PNG view, an H.264 MP4, clear errors."""
-    from PIL import Image
-
     from app_server import api_client
+    from PIL import Image
 
     AppError = pytest.importorskip("gradio_client.exceptions").AppError
     with api_client(app, tmp_path) as client:

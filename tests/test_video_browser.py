@@ -2,17 +2,11 @@
 Chromium loads and plays the H.264 MP4 (Debian's Chromium decodes H.264 through its system ffmpeg)."""
 from __future__ import annotations
 
-import os
-import shutil
 import time
 
 import pytest
-
 from app_server import launch_app
-
-CHROMIUM = os.environ.get("STYLECORE_CHROMIUM", "/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"no Chromium at {CHROMIUM}")
-sync_api = pytest.importorskip("playwright.sync_api")
+from browser import local_page
 
 
 @pytest.fixture(scope="module")
@@ -21,18 +15,18 @@ def workdir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(workdir):
-    with launch_app(["--device", "cpu"], workdir=workdir) as app:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"])
-            try:
-                page = browser.new_page()
-                page.goto(app.url, wait_until="networkidle")
-                page.get_by_role("tab", name="Video").click()
-                yield page
-            finally:
-                browser.close()
+def app(workdir):
+    with launch_app(["--device", "cpu"], workdir=workdir) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def page(browser, app):
+    """One page for the module: the tests continue on the Video tab the first one opened."""
+    with local_page(browser) as page:
+        page.goto(app.url, wait_until="networkidle")
+        page.get_by_role("tab", name="Video").click()
+        yield page
 
 
 def set_frames_per_transition(page, value: int) -> None:

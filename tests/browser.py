@@ -1,0 +1,63 @@
+"""Real-browser plumbing shared by the browser tests: Debian's Chromium driven by playwright
+(`executable_path`; playwright's own browser download cannot work here), allowed to talk only to
+127.0.0.1 (every other request is aborted and listed on `page.outside_requests`).
+
+Fixtures (imported into conftest.py): `browser` (one Chromium per test module; the module is
+skipped when Chromium or playwright is missing) and `page` (a fresh local-only page; needs the
+module's own `app` fixture, so the app is launched once per module).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import urllib.parse
+from typing import Any, Iterator
+
+import pytest
+
+CHROMIUM = os.environ.get("STYLECORE_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"]
+TIMEOUT_MS = 60_000
+
+
+@contextlib.contextmanager
+def local_page(browser: Any, width: int = 1400, height: int = 1100, timeout_ms: int = TIMEOUT_MS) -> Iterator[Any]:
+    """A new page in its own context that may only reach 127.0.0.1 / localhost."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.set_default_timeout(timeout_ms)
+    outside: list[str] = []
+
+    def local_only(route: Any) -> None:
+        host = urllib.parse.urlsplit(route.request.url).hostname
+        if route.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", local_only)
+    page = context.new_page()
+    page.outside_requests = outside
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM} (install Debian's chromium package, or set STYLECORE_TEST_CHROMIUM)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the python 'playwright' package is not installed")
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, app: Any) -> Iterator[Any]:
+    with local_page(browser) as p:
+        yield p
