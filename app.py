@@ -11,12 +11,13 @@ import gradio as gr
 
 import spaces.editing
 import spaces.generate
+import spaces.inversion
 import spaces.stylenerf
 import spaces.video
 from stylecore.engine import ModelManager, parse_bytes
 from stylecore.zoo import Zoo
 
-TABS = (spaces.generate, spaces.video, spaces.editing, spaces.stylenerf)
+TABS = (spaces.generate, spaces.editing, spaces.inversion, spaces.video, spaces.stylenerf)  # inversion hands codes to editing: build editing first
 SHARE_WARNING = ("WARNING: --share publishes this hub at a public gradio.live address. Anyone with the link can "
                  "run models on this machine, upload images and download every result; models named in "
                  "--models are listed to them. Stop the app to close the link.")

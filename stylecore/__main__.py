@@ -1,4 +1,4 @@
-"""Command line: python -m stylecore {models, generate, video, convert, bench} ..."""
+"""Command line: python -m stylecore {models, generate, video, invert, convert, bench} ..."""
 from __future__ import annotations
 
 import argparse
@@ -175,6 +175,116 @@ def cmd_bench_stylenerf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _methods_arg(text: str) -> list[str]:
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in ("w", "wplus", "encoder", "hybrid")]
+    if bad or not kinds:
+        raise argparse.ArgumentTypeError("methods are a comma list of w, wplus, encoder, hybrid")
+    return kinds
+
+
+def cmd_invert(args: argparse.Namespace) -> int:
+    """Invert one image (or a seed's image) with each method; write PNGs, .npz codes and metrics.json."""
+    import json
+
+    from PIL import Image
+
+    from stylecore.align import prepare_image, read_image
+    from stylecore.engine import ModelManager
+    from stylecore.generate import GenerationSettings, seeds_to_ws, to_uint8
+    from stylecore.invert_compare import MethodSpec, run_methods, save_result
+    from stylecore.metrics import get_lpips
+
+    zoo = _zoo(args)
+    manager = ModelManager(zoo, device=args.device)
+
+    def report(fraction: float, message: str) -> None:
+        print(f"\r[{fraction:4.0%}] {message}".ljust(70), end="", file=sys.stderr, flush=True)
+
+    model = manager.get(args.model if args.model in zoo else zoo.add_spec(args.model).id, progress=report)
+    G = model.G
+    if (args.image is None) == (args.seed is None):
+        raise ValueError("give either --image or --seed")
+    if args.image is not None:
+        prepared = prepare_image(read_image(args.image), G.img_resolution, args.align, model.card.domain,
+                                 args.crop_if_no_face)
+        target, note = prepared.image, prepared.message
+    else:
+        ws = seeds_to_ws(G, [args.seed], GenerationSettings(truncation_psi=args.trunc), model.device)
+        target, note = to_uint8(G.synthesis(ws, noise_mode="const", force_fp32=model.force_fp32))[0], f"seed {args.seed}"
+    steps = {"w": args.w_steps, "wplus": args.wplus_steps, "hybrid": args.hybrid_steps, "encoder": 0}
+    specs = [MethodSpec(k, steps=steps[k], encoder=args.encoder or "", iterations=args.iterations)
+             for k in args.methods]
+    results = run_methods(G, target, specs, get_lpips(model.device), force_fp32=model.force_fp32, progress=report)
+    print(file=sys.stderr)
+    outdir = Path(args.outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(target).save(outdir / "target.png")
+    rows = []
+    for spec, r in zip(specs, results):
+        Image.fromarray(r.image).save(outdir / f"{spec.kind}.png")
+        save_result(outdir / f"{spec.kind}.npz", r)
+        rows.append({"method": r.method, "space": r.space, "steps": r.steps, "seconds": round(r.seconds, 3),
+                     **{k: round(v, 5) for k, v in r.metrics.items()}})
+        print(f"{r.method:45s} {r.space:3s} LPIPS {r.metrics['lpips']:.4f}  PSNR {r.metrics['psnr']:6.2f} dB  "
+              f"MSE {r.metrics['mse']:.5f}  {r.seconds:7.2f} s")
+    (outdir / "metrics.json").write_text(json.dumps({"target": note, "results": rows}, indent=1))
+    print(f"{note}; wrote target.png, one PNG and .npz per method and metrics.json to {outdir}")
+    return 0
+
+
+def cmd_bench_invert(args: argparse.Namespace) -> int:
+    """Seconds per optimisation step, and per image at the default budgets, of W and W+ inversion
+    with a random-weight StyleGAN2 config-f generator and a random-backbone LPIPS."""
+    import torch
+
+    from stylecore.bench_encoders import bench_encoders
+    from stylecore.engine import resolve_device
+    from stylecore.invert import ProjectorConfig, WPlusConfig, project_w, project_wplus
+    from stylecore.metrics import build_lpips
+    from stylecore.networks import build_generator
+
+    dev = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    net = build_lpips(pretrained=False).to(dev)
+    budgets = {"W (projector)": 1000, "W+ (Image2StyleGAN)": 1000, "hybrid W+ part": 100}
+    print(f"inversion on {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'}), "
+          f"random weights; {args.steps} timed steps after 1 warm-up step")
+    for res in args.res:
+        torch.manual_seed(0)
+        kwargs = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3,
+                      mapping_kwargs={"num_layers": 8}, channel_base=32768 if res >= 512 else 16384, channel_max=512,
+                      num_fp16_res=4, conv_clamp=256)
+        G = build_generator("stylegan2", kwargs).to(dev).eval().requires_grad_(False)
+        force_fp32 = dev.type != "cuda"
+        target = torch.rand(1, 3, res, res, device=dev) * 2 - 1
+
+        def timed(run) -> float:
+            run(1)  # warm-up: kernels, w_avg statistics
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            start = time.perf_counter()
+            run(args.steps)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            return (time.perf_counter() - start) / args.steps
+
+        per_step = {
+            "W (projector)": timed(lambda n: project_w(G, target, net, ProjectorConfig(steps=n), force_fp32=force_fp32)),
+            "W+ (Image2StyleGAN)": timed(lambda n: project_wplus(G, target, net, WPlusConfig(steps=n),
+                                                                 force_fp32=force_fp32)),
+        }
+        per_step["hybrid W+ part"] = per_step["W+ (Image2StyleGAN)"]
+        for name, seconds in per_step.items():
+            print(f"{res:5d}px  {name:22s} {seconds * 1000:9.1f} ms/step  {seconds * budgets[name]:9.1f} s/image "
+                  f"({budgets[name]} steps)")
+        for name, seconds in bench_encoders(G, repeat=max(1, min(args.steps, 3))).items():
+            print(f"{res:5d}px  {name:22s} {seconds:9.3f} s/image (encoder at 256x256 + decoding)")
+    print("hybrid = encoder time + the W+ part")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stylecore", description="StyleGAN engine command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -248,6 +358,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=32)
     p.add_argument("--batch", type=int, default=0, help="images per synthesis call (0: 16 on GPU, 2 on CPU)")
     p.set_defaults(func=cmd_bench_video)
+    p = sub.add_parser("invert", help="invert an image (or a seed's image) with several methods and compare them")
+    p.add_argument("--model", default="demo", help="model id, hf://owner/repo/file.pkl[@rev] or a local path")
+    p.add_argument("--models", help="TOML/JSON file of extra model cards")
+    p.add_argument("--image", default=None, help="the image to invert")
+    p.add_argument("--seed", type=int, default=None, help="instead of --image: invert this seed's image")
+    p.add_argument("--trunc", type=float, default=0.7, help="truncation psi for --seed")
+    p.add_argument("--align", default="auto", choices=["auto", "align", "crop", "resize"],
+                   help="auto: FFHQ alignment for face models, centre crop otherwise")
+    p.add_argument("--crop-if-no-face", action="store_true", help="centre crop instead of failing without a face")
+    p.add_argument("--methods", type=_methods_arg, default=["w", "wplus"], help="comma list: w,wplus,encoder,hybrid")
+    p.add_argument("--w-steps", type=int, default=1000, help="W projection steps (official: 1000)")
+    p.add_argument("--wplus-steps", type=int, default=1000, help="W+ optimisation steps (Image2StyleGAN: 5000)")
+    p.add_argument("--hybrid-steps", type=int, default=100, help="W+ steps after the encoder")
+    p.add_argument("--encoder", default=None, help="encoder id or .pt path (encoder, hybrid)")
+    p.add_argument("--iterations", type=int, default=5, help="ReStyle iterations")
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    p.add_argument("--outdir", required=True)
+    p.set_defaults(func=cmd_invert)
+    p = bench.add_parser("invert", help="time per image of W / W+ inversion (random weights)")
+    p.add_argument("--res", type=int, nargs="+", default=[256, 1024], choices=[256, 512, 1024])
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    p.add_argument("--steps", type=int, default=3, help="timed steps per method")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    p.set_defaults(func=cmd_bench_invert)
+
     return parser
 
 

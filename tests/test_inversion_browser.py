@@ -1,0 +1,128 @@
+"""The Inversion tab in a real browser (Debian's Chromium via playwright) against `python app.py`, and
+its /invert API through gradio_client on the same launch.
+
+LPIPS runs on a random VGG16 backbone (STYLECORE_LPIPS_BACKBONE=random: no Hub here). The browser
+inverts a seed's image with two methods and sees the reconstructions, metrics, loss curves and
+codes, then sends a code to the Editing tab. The API inverts a real photograph (aligned with dlib
+when the model is told it is a face model), and bad inputs (not an image, 0 bytes, 20000x20000,
+no face) give clear messages while the app keeps serving.
+"""
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from app_server import api_client, launch_app
+from browser import local_page
+
+TIMEOUT_MS = 90_000
+ENV = {"STYLECORE_LPIPS_BACKBONE": "random"}
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inversion-app")
+    models = folder / "faces.json"  # the demo network declared a face model, so 'auto' aligns faces
+    models.write_text('[{"id": "demo-faces", "title": "Demo as a face model", "format": "builtin", '
+                      '"architecture": "stylegan2", "resolution": 64, "domain": "faces"}]')
+    with launch_app(["--device", "cpu", "--models", str(models)], env=ENV, workdir=folder) as server:
+        yield server
+
+
+@pytest.fixture
+def page(browser, app):
+    with local_page(browser, height=1200, timeout_ms=TIMEOUT_MS) as p:
+        yield p
+
+
+def block(page, label: str):
+    label_re = re.compile(rf"^\s*{re.escape(label)}\s*$")
+    return page.locator(".block", has=page.get_by_test_id("block-label").filter(has_text=label_re)).last
+
+
+def test_invert_in_the_browser(page, app, tmp_path):
+    page.goto(app.url)
+    page.get_by_role("tab", name="Inversion").click()
+    page.get_by_role("radio", name="seed").first.check()
+    page.get_by_role("spinbutton", name="Seed").last.fill("3")
+    page.get_by_role("spinbutton", name="W steps").fill("8")
+    page.get_by_role("spinbutton", name="W+ steps").fill("8")
+    page.get_by_role("button", name="Invert").click()
+    page.get_by_test_id("markdown").filter(has_text="2 of 2 methods ran").first.wait_for()
+    gallery = block(page, "Reconstructions")
+    page.wait_for_function("g => g.querySelectorAll('img').length >= 3", arg=gallery.element_handle())
+    metrics = page.locator(".block").filter(has_text="Metrics (against the aligned target)").last
+    metrics.get_by_text("W optimisation (projector)", exact=True).filter(visible=True).first.wait_for()
+    metrics.get_by_text("W+ optimisation (Image2StyleGAN)", exact=True).filter(visible=True).first.wait_for()
+    codes = block(page, "Codes (.npz, key 'w')").inner_text()
+    assert codes.count(".npz") >= 2
+    curves = page.locator(".block").filter(has_text="Loss curves").last
+    curves.locator("canvas, svg").first.wait_for()
+    page.screenshot(path=str(tmp_path / "inversion.png"), full_page=True)
+
+    send = page.get_by_role("button", name="Send to the Editing tab")
+    assert send.count() == 1, "the Editing tab's code inputs were not found"
+    send.click()
+    page.get_by_role("tab", name="Editing", selected=True).wait_for()
+    block(page, "Code (.npz)").get_by_text(re.compile("-Wplus")).first.wait_for()
+    assert page.get_by_role("radio", name="file").first.is_checked()
+    page.screenshot(path=str(tmp_path / "editing.png"), full_page=True)
+    assert app.alive()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+def test_invert_api_photo_and_bad_inputs(app, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+    from PIL import Image
+
+    from stylecore.latents import load_latents
+
+    skdata = pytest.importorskip("skimage.data")
+    pytest.importorskip("dlib")
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(skdata.astronaut()).save(photo)
+    with api_client(app, tmp_path / "downloads") as client:
+        aligned, gallery, table, plot, strip, files, chosen, status = client.predict(
+            model_id="demo-faces", image=handle_file(str(photo)), source="image", alignment="auto",
+            methods=["wplus"], wplus_steps=3, api_name="/invert")
+        assert "face aligned" in status and "1 of 1 methods" in status
+        assert np.asarray(Image.open(aligned)).shape == (64, 64, 3)
+        assert len(gallery) == 2 and len(table["data"]) == 1 and table["data"][0][1] == "W+"
+        assert load_latents(files[0], num_ws=10, w_dim=64).shape == (1, 10, 64)
+
+        bad = {"notes.png": (b"these are notes, not pixels", "not an image"),
+               "empty.png": (b"", "empty"),
+               "huge.png": (png_header_only(20000, 20000), "too large|20000x20000")}
+        for name, (data, message) in bad.items():
+            path = tmp_path / name
+            path.write_bytes(data)
+            with pytest.raises(AppError, match=message):
+                client.predict(model_id="demo", image=handle_file(str(path)), methods=["w"], w_steps=1,
+                               api_name="/invert")
+        grey = tmp_path / "grey.png"
+        Image.new("RGB", (120, 90), (120, 120, 120)).save(grey)
+        with pytest.raises(AppError, match="no face found"):
+            client.predict(model_id="demo", image=handle_file(str(grey)), alignment="align", methods=["w"],
+                           w_steps=1, api_name="/invert")
+        with pytest.raises(AppError, match="less than minimum|steps must be"):
+            client.predict(model_id="demo", source="seed", methods=["w"], w_steps=-5, api_name="/invert")
+        with pytest.raises(AppError, match="not in the list of choices|unknown method"):
+            client.predict(model_id="demo", source="seed", methods=["magic"], api_name="/invert")
+        with pytest.raises(AppError, match="trained for a 1024x1024 generator"):  # refused before any download
+            client.predict(model_id="demo", source="seed", methods=["encoder"], encoder="e4e-ffhq",
+                           api_name="/invert")
+        *_, status = client.predict(model_id="demo", image=handle_file(str(grey)), alignment="align",
+                                    crop_if_no_face=True, methods=["w"], w_steps=2, api_name="/invert")
+        assert "no face found: used a centre crop" in status
+    assert app.alive()
