@@ -12,12 +12,14 @@ import gradio as gr
 import spaces.editing
 import spaces.generate
 import spaces.inversion
+import spaces.styleclip
 import spaces.stylenerf
 import spaces.video
 from stylecore.engine import ModelManager, parse_bytes
 from stylecore.zoo import Zoo
 
-TABS = (spaces.generate, spaces.editing, spaces.inversion, spaces.video, spaces.stylenerf)  # inversion hands codes to editing: build editing first
+# Build order matters: Inversion hands codes to Editing and StyleCLIP reads Inversion's codes.
+TABS = (spaces.generate, spaces.editing, spaces.inversion, spaces.styleclip, spaces.video, spaces.stylenerf)
 SHARE_WARNING = ("WARNING: --share publishes this hub at a public gradio.live address. Anyone with the link can "
                  "run models on this machine, upload images and download every result; models named in "
                  "--models are listed to them. Stop the app to close the link.")
@@ -44,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 def build_app(manager: ModelManager) -> gr.Blocks:
     """The hub's Blocks: one tab per module in TABS."""
     with gr.Blocks(title="StyleGAN demo hub") as demo:
-        gr.Markdown("# StyleGAN demo hub\nStyleGAN2 and StyleGAN3 with the released checkpoints, "
-                    "loaded safely from the Hugging Face Hub.")
+        gr.Markdown("# StyleGAN demo hub\nStyleGAN2, StyleGAN3 and StyleNeRF with the released checkpoints, "
+                    "loaded safely from the Hugging Face Hub: generation, inversion, editing, text edits, "
+                    "3D views and videos.")
         with gr.Tabs():
             for tab in TABS:
                 tab.build(manager)

@@ -285,6 +285,87 @@ def cmd_bench_invert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_styleclip(args: argparse.Namespace) -> int:
+    """Time per edit of StyleCLIP's three methods with a random-weight StyleGAN2 config-f generator
+    and a random-weight CLIP ViT-B/32 (relevance table random too: its cost is measured separately)."""
+    import numpy as np
+    import torch
+
+    from stylecore.clip import build_clip
+    from stylecore.edit import styleclip as sc
+    from stylecore.edit.styleclip_mapper import LEVELS, LatentMapper
+    from stylecore.engine import resolve_device
+    from stylecore.networks import build_generator
+
+    dev = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    def timed(run, repeats: int) -> float:
+        run()  # warm-up
+        sync()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            run()
+        sync()
+        return (time.perf_counter() - start) / repeats
+
+    clip = build_clip("ViT-B-32-quickgelu", device=dev)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
+    print(f"StyleCLIP on {dev} ({name}), random weights, CLIP ViT-B/32; "
+          "paper (one GPU): global direction ~72 ms, mapper ~75 ms, optimization ~98 s")
+    for res in args.res:
+        torch.manual_seed(0)
+        kwargs = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3,
+                      mapping_kwargs={"num_layers": 8}, channel_base=32768 if res >= 512 else 16384, channel_max=512,
+                      num_fp16_res=4, conv_clamp=256)
+        G = build_generator("stylegan2", kwargs).to(dev).eval().requires_grad_(False)
+        synth = {"noise_mode": "const", "force_fp32": dev.type != "cuda"}
+        ws = G.mapping(torch.randn(1, 512, device=dev), None, truncation_psi=0.7)
+        stats = sc.style_stats(G, n_samples=1000)
+        layers = sc.relevant_layers(G)
+        channels = sum(l.channels for l in layers)
+        rng = np.random.default_rng(0)
+        fs = rng.standard_normal((channels, clip.embed_dim)).astype(np.float32)
+        table = sc.ChannelRelevance(fs / np.linalg.norm(fs, axis=1, keepdims=True), tuple(l.index for l in layers),
+                                    stats, "random")
+        prompt = "a smiling face with curly hair"
+        edit = sc.global_direction(G, clip, table, prompt, "a face", beta=0.1)
+        fresh = iter(range(1_000_000))
+        text_s = timed(lambda: sc.text_direction(clip, f"{prompt} {next(fresh)}", f"a face {next(fresh)}"), 1)
+        glob = timed(lambda: sc.global_edit(G, ws, sc.global_direction(G, clip, table, prompt, "a face", 0.1),
+                                            4.0, **synth), args.repeats)
+        mapper = LatentMapper("levels", tuple(n for n, _, _ in LEVELS)).to(dev) if G.num_ws == 18 else None
+
+        def run_mapper() -> None:
+            with torch.no_grad():
+                G.synthesis(sc.apply_mapper(mapper, ws, 1.0), **synth)
+
+        mapper_s = timed(run_mapper, args.repeats) if mapper is not None else float("nan")
+        step = timed(lambda: sc.optimize_latent(G, clip, ws, prompt, sc.OptimizeConfig(steps=args.steps), **synth),
+                     1) / args.steps
+        batch = ws.expand(8, -1, -1)
+
+        def render_encode() -> None:
+            with torch.no_grad():
+                clip.encode_images(G.synthesis(batch, **synth))
+
+        table_s = timed(render_encode, 1) / 8
+        print(f"{res:5d}px  global direction {glob * 1000:8.1f} ms/edit (text encoding of 2×79 prompts, first use: "
+              f"{text_s * 1000:.0f} ms; cached after)  moved {edit.channels} channels")
+        print(f"{res:5d}px  latent mapper    {mapper_s * 1000:8.1f} ms/edit" + ("" if mapper is not None else
+                                                                                 " (mappers need 18 W+ rows: 1024 px)"))
+        print(f"{res:5d}px  optimization     {step * 1000:8.1f} ms/step -> {step * 40:7.1f} s at 40 steps, "
+              f"{step * 300:7.1f} s at 300 steps")
+        print(f"{res:5d}px  relevance table  {table_s * 1000:8.1f} ms per render+encode -> "
+              f"{table_s * channels * 200 / 3600:6.2f} h for {channels} channels × 100 images")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stylecore", description="StyleGAN engine command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -383,6 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     p.set_defaults(func=cmd_bench_invert)
 
+    p = bench.add_parser("styleclip", help="time per edit of StyleCLIP's three methods (random weights)")
+    p.add_argument("--res", type=int, nargs="+", default=[256, 1024], choices=[256, 512, 1024])
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    p.add_argument("--repeats", type=int, default=5, help="timed edits per method")
+    p.add_argument("--steps", type=int, default=3, help="timed optimization steps")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    p.set_defaults(func=cmd_bench_styleclip)
     return parser
 
 

@@ -1,0 +1,114 @@
+"""The StyleCLIP tab in a real browser (Debian's Chromium via playwright) against `python app.py`,
+and its /styleclip API through gradio_client on the same launch.
+
+The app gets a tiny random-weight CLIP from a fake Hub (`hf-hub:` layout: open_clip_config.json and
+open_clip_model.safetensors), so the whole path (download through the hub module, relevance table
+for the demo generator, edit) runs offline. A global-direction edit shows before/after and a strip;
+the API then runs the optimisation and a mapper on an uploaded code, and bad prompts come back as
+messages while the app keeps serving.
+"""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("open_clip")
+
+from app_server import api_client, launch_app  # noqa: E402
+from browser import TIMEOUT_MS  # noqa: E402
+from fakehub import FakeHub  # noqa: E402
+from test_styleclip import TINY, _mapper_checkpoint  # noqa: E402
+
+from stylecore.clip import build_clip  # noqa: E402
+
+CLIP_REPO = "someone/tiny-clip"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    from safetensors.torch import save
+
+    clip = build_clip("ViT-B-32-quickgelu", seed=0, **TINY)
+    with FakeHub() as hub:
+        hub.add_file(CLIP_REPO, "open_clip_config.json", json.dumps({"model_cfg": TINY}).encode(), lfs=False)
+        hub.add_file(CLIP_REPO, "open_clip_model.safetensors",
+                     save({k: v.contiguous() for k, v in clip.model.state_dict().items()}))
+        env = {"HF_ENDPOINT": hub.endpoint, "STYLECORE_CLIP": f"hf-hub:{CLIP_REPO}"}
+        with launch_app(["--device", "cpu"], env=env, workdir=tmp_path_factory.mktemp("styleclip-app")) as server:
+            yield server
+
+
+def block(page, label: str):
+    import re
+
+    label_re = re.compile(rf"^\s*{re.escape(label)}\s*$")
+    return page.locator(".block", has=page.get_by_test_id("block-label").filter(has_text=label_re)).last
+
+
+def wait_image(page, label: str) -> str:
+    img = block(page, label).locator("img").first
+    img.wait_for()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img.element_handle(),
+                           timeout=TIMEOUT_MS)
+    return img.get_attribute("src")
+
+
+PIXELS = """img => {
+  const c = document.createElement('canvas');
+  c.width = img.naturalWidth; c.height = img.naturalHeight;
+  const g = c.getContext('2d');
+  g.drawImage(img, 0, 0);
+  return Array.from(g.getImageData(0, 0, c.width, c.height).data);
+}"""
+
+
+def test_global_direction_in_the_browser(page, app, tmp_path):
+    page.goto(app.url)
+    page.get_by_role("tab", name="StyleCLIP").click()
+    page.get_by_label("Target text").fill("a smiling face with curly hair 😀")
+    page.get_by_role("spinbutton", name="Images per channel (relevance table)").fill("1")
+    page.get_by_role("button", name="Edit", exact=True).click()
+    page.get_by_test_id("markdown").filter(has_text="channels moved").first.wait_for(timeout=180_000)
+    wait_image(page, "Before"), wait_image(page, "After")
+    before = block(page, "Before").locator("img").first.evaluate(PIXELS)
+    after = block(page, "After").locator("img").first.evaluate(PIXELS)
+    assert before != after, "the edit did not change the image"
+    assert block(page, "Strip").locator("img").count() >= 5
+    assert "demo-styleclip" in block(page, "Edited code (.npz)").inner_text()
+    page.screenshot(path=str(tmp_path / "styleclip.png"), full_page=True)
+    assert not page.outside_requests
+
+
+def test_styleclip_api(app, tmp_path):
+    from gradio_client import handle_file
+
+    code = tmp_path / "code.npz"
+    with api_client(app, tmp_path / "downloads") as client:
+        before, after, strip, png, code_out, status = client.predict(
+            "demo", "seed", 2, 0.7, 0, None, None, "Latent optimization", "a face with curly hair", "a face",
+            4.0, 0.15, False, "", 1, 5, 0.1, 0.008, None, "", 1.0, "", api_name="/styleclip")
+        assert "CLIP loss" in status and code_out.endswith(".npz")
+        with np.load(code_out) as data:
+            assert data["w"].shape[0] == 1
+            np.savez(code, w=data["w"])
+        # Bad prompts are messages, not crashes; the app keeps serving.
+        for prompt in ("", "x" * 5000):
+            with pytest.raises(Exception, match="empty|characters"):
+                client.predict("demo", "file", 0, 0.7, 0, handle_file(str(code)), None, "Global direction", prompt,
+                               "a face", 4.0, 0.15, False, "0", 1, 5, 0.1, 0.008, None, "", 1.0, "",
+                               api_name="/styleclip")
+        # A mapper needs W+ of StyleGAN2 1024 (18 × 512): on the demo network that is a clear error.
+        mapper = tmp_path / "curly_hair.pt"
+        mapper.write_bytes(_mapper_checkpoint())
+        with pytest.raises(Exception, match="18, 512"):
+            client.predict("demo", "seed", 0, 0.7, 0, None, None, "Latent mapper", "a face", "a face", 4.0, 0.15,
+                           False, "", 1, 5, 0.1, 0.008, handle_file(str(mapper)), "", 1.0, "",
+                           api_name="/styleclip")
+        result = client.predict("demo", "file", 0, 0.7, 0, handle_file(str(code)), None, "Global direction",
+                                "a face 😀", "a face", 0.0, 0.0, False, "0, 3", 1, 5, 0.1, 0.008, None, "", 1.0, "",
+                                api_name="/styleclip")
+        assert "α 0" in result[-1] and len(result[2]) == 2
