@@ -7,15 +7,19 @@ import inspect
 import math
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import gradio as gr
 import numpy as np
+import torch
 from PIL import Image
 
 from stylecore import hub
-from stylecore.engine import ModelManager
+from stylecore.engine import LoadedModel, ModelManager
+from stylecore.generate import GenerationSettings, seeds_to_ws
+from stylecore.latents import load_latents
 from stylecore.zoo import ModelCard
 
 
@@ -88,9 +92,10 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def parse_number(value: Any, name: str, integer: bool = False) -> Optional[float]:
+def parse_number(value: Any, name: str, integer: bool = False, lo: Optional[float] = None,
+                 hi: Optional[float] = None) -> Optional[float]:
     """Numbers from the API arrive as anything: check them before they reach the engine.
-    None or '' mean 'not given'."""
+    None or '' mean 'not given'; `lo`/`hi` (both or neither) bound the value."""
     if value is None or value == "":
         return None
     try:
@@ -101,7 +106,58 @@ def parse_number(value: Any, name: str, integer: bool = False) -> Optional[float
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     if integer and number != int(number):
         raise ValueError(f"{name} must be a whole number, got {value!r}")
+    if lo is not None and hi is not None and not lo <= number <= hi:
+        raise ValueError(f"{name} must be from {lo:g} to {hi:g}, got {number:g}")
     return int(number) if integer else number
+
+
+def required_number(value: Any, name: str, lo: float, hi: float, integer: bool = False) -> float:
+    """parse_number for a value that must be given."""
+    number = parse_number(value, name, integer=integer, lo=lo, hi=hi)
+    if number is None:
+        raise ValueError(f"{name} must be given")
+    return number
+
+
+def required_int(value: Any, name: str, lo: int, hi: int) -> int:
+    """A whole number that must be given, within [lo, hi]."""
+    return int(required_number(value, name, lo, hi, integer=True))
+
+
+def file_path(file: Any) -> Optional[str]:
+    """A gr.File value (path string, dict or object with .name) as a path."""
+    if file is None or file == "":
+        return None
+    if isinstance(file, dict):
+        file = file.get("path") or file.get("name")
+    return str(getattr(file, "name", file))
+
+
+def code_from(model: LoadedModel, source: str, seed: Any, psi: Any, class_idx: Any, code_file: Any) -> torch.Tensor:
+    """The W+ code [1, num_ws, w_dim] a tab works on: from a seed, or the first code of an .npz."""
+    G = model.G
+    if source == "file":
+        path = file_path(code_file)
+        if path is None:
+            raise ValueError("choose an .npz code file (e.g. from the inversion tab), or use a seed")
+        return load_latents(path, num_ws=G.num_ws, w_dim=G.w_dim)[:1].to(model.device)
+    settings = GenerationSettings(
+        truncation_psi=required_number(psi, "truncation psi", -2, 2),
+        class_idx=required_int(class_idx, "class", 0, G.c_dim - 1) if G.c_dim else None)
+    return seeds_to_ws(G, [required_int(seed, "seed", 0, 2 ** 32 - 1)], settings, model.device)
+
+
+class SessionStopFlags:
+    """One stop flag per browser session, so a Stop button ends only that session's run."""
+
+    def __init__(self) -> None:
+        self._flags: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def get(self, request: Optional[gr.Request]) -> threading.Event:
+        key = getattr(request, "session_hash", None) or "api"
+        with self._lock:
+            return self._flags.setdefault(key, threading.Event())
 
 
 def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:

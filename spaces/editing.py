@@ -15,62 +15,33 @@ import gradio as gr
 import numpy as np
 import torch
 
-from spaces.common import default_model, model_choices, offline_notice, progress_callback, save_png, user_errors
+from spaces.common import (
+    code_from,
+    default_model,
+    file_path,
+    model_choices,
+    offline_notice,
+    progress_callback,
+    required_int,
+    required_number,
+    save_png,
+    user_errors,
+)
 from stylecore.edit import assets, ganspace, interfacegan, local_edit, stylespace_edit
 from stylecore.engine import LoadedModel, ModelManager
-from stylecore.generate import GenerationSettings, seeds_to_ws, to_uint8
+from stylecore.generate import to_uint8
 from stylecore.latents import load_latents, save_latents
-from stylecore.stylespace import save_styles, style_layers, synthesize_from_styles, ws_to_styles
+from stylecore.stylespace import (
+    save_styles,
+    style_layers,
+    synthesize_from_styles,
+    ws_to_styles,
+)
 
 METHODS = ("GANSpace", "InterFaceGAN", "StyleSpace", "Local (parts)")
 UPLOAD = "upload"
 MAX_PCA_SAMPLES = 1_000_000
 MAX_PART_SAMPLES = 2000
-
-
-def _int(value: Any, name: str, lo: int, hi: int) -> int:
-    """Whole numbers from the UI or the API, range-checked before they reach the engine."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
-    if not np.isfinite(number) or number != int(number):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    if not lo <= int(number) <= hi:
-        raise ValueError(f"{name} must be from {lo} to {hi}, got {int(number)}")
-    return int(number)
-
-
-def _float(value: Any, name: str, lo: float, hi: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(number) or not lo <= number <= hi:
-        raise ValueError(f"{name} must be a number from {lo} to {hi}, got {value!r}")
-    return number
-
-
-def _path(file: Any) -> Optional[str]:
-    """A gr.File value (path string, dict or object with .name) as a path."""
-    if file is None or file == "":
-        return None
-    if isinstance(file, dict):
-        file = file.get("path") or file.get("name")
-    return str(getattr(file, "name", file))
-
-
-def _code(model: LoadedModel, source: str, seed: Any, psi: Any, class_idx: Any, code_file: Any) -> torch.Tensor:
-    """The W+ code [1, num_ws, w_dim] to edit: from a seed, or the first code of an .npz."""
-    G = model.G
-    if source == "file":
-        path = _path(code_file)
-        if path is None:
-            raise ValueError("choose an .npz code file (e.g. from the inversion tab), or use a seed")
-        return load_latents(path, num_ws=G.num_ws, w_dim=G.w_dim)[:1].to(model.device)
-    settings = GenerationSettings(truncation_psi=_float(psi, "truncation psi", -2, 2),
-                                  class_idx=_int(class_idx, "class", 0, G.c_dim - 1) if G.c_dim else None)
-    return seeds_to_ws(G, [_int(seed, "seed", 0, 2 ** 32 - 1)], settings, model.device)
 
 
 def _image(img: torch.Tensor) -> np.ndarray:
@@ -86,7 +57,7 @@ def _hub_progress(progress: gr.Progress):
 
 def _direction(choice: str, file: Any, progress: gr.Progress) -> tuple[np.ndarray, str]:
     if choice == UPLOAD or not choice:
-        path = _path(file)
+        path = file_path(file)
         if path is None:
             raise ValueError("upload a direction file (.npy InterFaceGAN boundary or e4e .pt), or pick a listed one")
         return interfacegan.load_direction(path), Path(path).name
@@ -132,14 +103,14 @@ def build(manager: ModelManager) -> None:
         return std_cache[key]
 
     def pca_for(model: LoadedModel, samples: Any, components: Any, pca_seed: Any, progress: gr.Progress):
-        n = _int(samples, "PCA samples", 100, MAX_PCA_SAMPLES)
-        k = _int(components, "PCA components", 1, model.G.w_dim)
-        return ganspace.cached_pca(model.G, assets.model_cache_key(model), n, k, _int(pca_seed, "PCA seed", 0, 2 ** 31),
+        n = required_int(samples, "PCA samples", 100, MAX_PCA_SAMPLES)
+        k = required_int(components, "PCA components", 1, model.G.w_dim)
+        return ganspace.cached_pca(model.G, assets.model_cache_key(model), n, k, required_int(pca_seed, "PCA seed", 0, 2 ** 31),
                                    class_idx=0 if model.G.c_dim else None, progress=progress_callback(progress))
 
     def parts_for(model: LoadedModel, block: Any, k: Any, samples: Any, progress: gr.Progress):
-        return local_edit.cached_parts(model.G, assets.model_cache_key(model), k=_int(k, "parts", 2, 20),
-                                       n_samples=_int(samples, "part samples", 1, MAX_PART_SAMPLES),
+        return local_edit.cached_parts(model.G, assets.model_cache_key(model), k=required_int(k, "parts", 2, 20),
+                                       n_samples=required_int(samples, "part samples", 1, MAX_PART_SAMPLES),
                                        block=str(block) if block else None, progress=progress_callback(progress),
                                        force_fp32=model.force_fp32)
 
@@ -157,7 +128,7 @@ def build(manager: ModelManager) -> None:
         """Apply one edit; returns the image before, after, the result as PNG, the edited code (.npz), a status line."""
         model = load(model_id, progress)
         G = model.G
-        ws = _code(model, source, seed, truncation_psi, class_idx, code_file)
+        ws = code_from(model, source, seed, truncation_psi, class_idx, code_file)
         kwargs = {"noise_mode": "const", "force_fp32": model.force_fp32}
         new_ws = edited_styles = after = None
         with torch.no_grad():
@@ -166,38 +137,38 @@ def build(manager: ModelManager) -> None:
             direction, name = _direction(boundary, boundary_file, progress)
             extra = [interfacegan.load_direction(assets.fetch_asset(assets.asset(c), _hub_progress(progress)))
                      for c in (conditions or [])]
-            extra += [interfacegan.load_direction(p) for p in (_path(f) for f in (condition_files or [])) if p]
+            extra += [interfacegan.load_direction(p) for p in (file_path(f) for f in (condition_files or [])) if p]
             if extra:
                 direction = interfacegan.project_out(direction, extra)
             layers = interfacegan.parse_layers(ifg_layers, G.num_ws)
-            new_ws = interfacegan.apply_direction(ws, direction, _float(ifg_strength, "strength", -50, 50), layers)
+            new_ws = interfacegan.apply_direction(ws, direction, required_number(ifg_strength, "strength", -50, 50), layers)
             what = f"InterFaceGAN {name} × {float(ifg_strength):g} on W+ rows {ifg_layers or 'all'}" + (
                 f", {len(extra)} attribute(s) projected out" if extra else "")
         elif method == "GANSpace":
             pca = pca_for(model, pca_samples, pca_components, pca_seed, progress)
-            c = _int(component, "component", 0, pca.n_components - 1)
-            new_ws = ganspace.apply_component(ws, pca, c, _float(pca_strength, "strength", -100, 100),
+            c = required_int(component, "component", 0, pca.n_components - 1)
+            new_ws = ganspace.apply_component(ws, pca, c, required_number(pca_strength, "strength", -100, 100),
                                               interfacegan.parse_layers(pca_layers, G.num_ws))
             what = (f"GANSpace component {c} ({pca.explained[c] * 100:.2f}% of variance) × {float(pca_strength):g} σ "
                     f"on W+ rows {pca_layers or 'all'}")
         elif method == "StyleSpace":
             styles = ws_to_styles(G, ws)
-            layer = _int(s_layer, "style layer", 0, len(styles) - 1)
-            channel = _int(s_channel, "channel", 0, styles[layer].shape[1] - 1)
+            layer = required_int(s_layer, "style layer", 0, len(styles) - 1)
+            channel = required_int(s_channel, "channel", 0, styles[layer].shape[1] - 1)
             edited_styles = stylespace_edit.edit_channel(styles, layer, channel,
-                                                         _float(s_strength, "strength", -100, 100), sigma(model))
+                                                         required_number(s_strength, "strength", -100, 100), sigma(model))
             what = f"StyleSpace channel {layer}_{channel} ({style_layers(G)[layer].name}) × {float(s_strength):g} σ"
         elif method == "Local (parts)":
             parts = parts_for(model, part_block, part_k, part_samples, progress)
-            p = _int(part, "part", 0, parts.k - 1)
-            if reference_file is not None and _path(reference_file):
-                ref_ws = load_latents(_path(reference_file), num_ws=G.num_ws, w_dim=G.w_dim)[:1].to(model.device)
+            p = required_int(part, "part", 0, parts.k - 1)
+            if reference_file is not None and file_path(reference_file):
+                ref_ws = load_latents(file_path(reference_file), num_ws=G.num_ws, w_dim=G.w_dim)[:1].to(model.device)
             else:
-                ref_ws = _code(model, "seed", reference_seed, truncation_psi, class_idx, None)
+                ref_ws = code_from(model, "seed", reference_seed, truncation_psi, class_idx, None)
             styles = ws_to_styles(G, ws)
             edited_styles = local_edit.transfer_part(styles, ws_to_styles(G, ref_ws), parts, p,
-                                                     _float(part_strength, "strength", -2, 2),
-                                                     _float(part_threshold, "threshold", 0, 1))
+                                                     required_number(part_strength, "strength", -2, 2),
+                                                     required_number(part_threshold, "threshold", 0, 1))
             count = local_edit.part_channel_counts(parts, p, float(part_threshold))
             what = f"part {p} from the reference: {count} style channels"
             if confine:
@@ -248,12 +219,12 @@ def build(manager: ModelManager) -> None:
 
         Returns rows [layer, channel, module, share, effect] and the best channel's layer and channel."""
         model = load(model_id, progress)
-        ws = _code(model, source, seed, truncation_psi, class_idx, code_file)
+        ws = code_from(model, source, seed, truncation_psi, class_idx, code_file)
         count = len(style_layers(model.G))
         chosen = (None if str(search_layers or "all").strip().lower() == "all"
                   else interfacegan.parse_layers(search_layers, count, "style layers"))
         found = stylespace_edit.locate_channels(model.G, ws, _region(region, box), method=str(how),
-                                                top=_int(top, "number of channels", 1, 200), layers=chosen,
+                                                top=required_int(top, "number of channels", 1, 200), layers=chosen,
                                                 std=sigma(model),
                                                 progress=progress_callback(progress), force_fp32=model.force_fp32)
         rows = [[c.layer, c.channel, c.name, round(c.share, 3), round(c.effect, 3)] for c in found]
@@ -266,7 +237,7 @@ def build(manager: ModelManager) -> None:
                    part_samples: float = 64, progress: gr.Progress = gr.Progress()):
         """Parts of the image (k-means of generator features): the overlay and each part's share of the image."""
         model = load(model_id, progress)
-        ws = _code(model, source, seed, truncation_psi, class_idx, code_file)
+        ws = code_from(model, source, seed, truncation_psi, class_idx, code_file)
         parts = parts_for(model, part_block, part_k, part_samples, progress)
         kwargs = {"noise_mode": "const", "force_fp32": model.force_fp32}
         labels = local_edit.part_map(model.G, ws, parts, **kwargs)[0]

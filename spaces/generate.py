@@ -6,13 +6,24 @@ import re
 from typing import Optional
 
 import gradio as gr
-import numpy as np
 
 from spaces import GPU
-from spaces.common import (default_model, model_choices, offline_notice, parse_number, progress_callback,
-                           save_png, user_errors)
+from spaces.common import (
+    default_model,
+    model_choices,
+    offline_notice,
+    parse_number,
+    progress_callback,
+    save_png,
+    user_errors,
+)
 from stylecore.engine import ModelManager
-from stylecore.generate import GenerationSettings, generate_images, image_grid, style_mix
+from stylecore.generate import (
+    GenerationSettings,
+    generate_images,
+    image_grid,
+    style_mix,
+)
 from stylecore.latents import parse_seeds
 
 MAX_SEEDS = 64

@@ -10,7 +10,6 @@ the Editing tab (button) and which the StyleCLIP tab reads from the 'Codes' list
 from __future__ import annotations
 
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,11 +18,26 @@ import numpy as np
 import torch
 
 from spaces import GPU
-from spaces.common import default_model, model_choices, offline_notice, progress_callback, user_errors
+from spaces.common import (
+    SessionStopFlags,
+    default_model,
+    model_choices,
+    offline_notice,
+    progress_callback,
+    required_int,
+    required_number,
+    user_errors,
+)
 from stylecore.align import Prepared, prepare_image, read_image
 from stylecore.engine import LoadedModel, ModelManager
 from stylecore.generate import GenerationSettings, seeds_to_ws, to_uint8
-from stylecore.invert_compare import MAX_ITERATIONS, MAX_STEPS, MethodSpec, run_methods, save_result
+from stylecore.invert_compare import (
+    MAX_ITERATIONS,
+    MAX_STEPS,
+    MethodSpec,
+    run_methods,
+    save_result,
+)
 from stylecore.metrics import get_lpips
 
 METHODS = {  # label -> kind
@@ -53,17 +67,6 @@ def _raw_upload(image: gr.Image) -> gr.Image:
 
     image.preprocess = preprocess  # type: ignore[method-assign]
     return image
-
-
-def _number(value: Any, name: str, lo: float, hi: float, integer: bool = True) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(number) or (integer and number != int(number)) or not lo <= number <= hi:
-        kind = "a whole number" if integer else "a number"
-        raise ValueError(f"{name} must be {kind} from {lo:g} to {hi:g}, got {value!r}")
-    return int(number) if integer else number
 
 
 def _encoder_choices() -> list[str]:
@@ -112,9 +115,9 @@ def _methods(labels: Any, w_steps: Any, wplus_steps: Any, hybrid_steps: Any, enc
     for kind in dict.fromkeys(kinds):
         steps = {"w": w_steps, "wplus": wplus_steps, "hybrid": hybrid_steps}.get(kind)
         specs.append(MethodSpec(
-            kind=kind, steps=_number(steps, f"{kind} steps", 1, MAX_STEPS) if steps is not None else 0,
+            kind=kind, steps=required_int(steps, f"{kind} steps", 1, MAX_STEPS) if steps is not None else 0,
             encoder=str(encoder or "").strip() if kind in ("encoder", "hybrid") else "",
-            iterations=_number(iterations, "encoder iterations", 1, MAX_ITERATIONS) if kind in ("encoder", "hybrid")
+            iterations=required_int(iterations, "encoder iterations", 1, MAX_ITERATIONS) if kind in ("encoder", "hybrid")
             else 1))
     return specs
 
@@ -136,8 +139,8 @@ def _source_image(model: LoadedModel, source: str, image: Any, seed: Any, psi: A
     """The prepared target and, for a seed, its true code."""
     G = model.G
     if source == "seed":
-        settings = GenerationSettings(truncation_psi=_number(psi, "truncation psi", -2, 2, integer=False))
-        ws = seeds_to_ws(G, [_number(seed, "seed", 0, 2 ** 32 - 1)], settings, model.device)
+        settings = GenerationSettings(truncation_psi=required_number(psi, "truncation psi", -2, 2))
+        ws = seeds_to_ws(G, [required_int(seed, "seed", 0, 2 ** 32 - 1)], settings, model.device)
         with torch.no_grad():
             img = to_uint8(G.synthesis(ws, noise_mode="const", force_fp32=model.force_fp32))[0]
         if img.ndim == 2:
@@ -160,19 +163,6 @@ def _loss_table(results: list) -> Any:
     rows = [{"step": i + 1, "log10 loss": float(np.log10(max(loss, 1e-12))), "method": r.method}
             for r in results for i, loss in enumerate(r.losses)]
     return pd.DataFrame(rows or [{"step": 0, "log10 loss": 0.0, "method": "no optimisation run"}])
-
-
-class _StopFlags:
-    """One stop flag per browser session, so Stop ends only that session's inversion."""
-
-    def __init__(self) -> None:
-        self._flags: dict[str, threading.Event] = {}
-        self._lock = threading.Lock()
-
-    def get(self, request: Optional[gr.Request]) -> threading.Event:
-        key = getattr(request, "session_hash", None) or "api"
-        with self._lock:
-            return self._flags.setdefault(key, threading.Event())
 
 
 def _find_editing_inputs() -> Optional[tuple[Any, Any, Any]]:
@@ -204,7 +194,7 @@ def build(manager: ModelManager) -> None:
     """Lay out the tab in the current gr.Blocks and wire its events."""
     choices = model_choices(manager)
     default = default_model(manager)
-    stops = _StopFlags()
+    stops = SessionStopFlags()
     encoders = _encoder_choices()
 
     @GPU(duration=120)

@@ -18,9 +18,20 @@ import numpy as np
 import torch
 
 from spaces import GPU
-from spaces.common import default_model, model_choices, offline_notice, progress_callback, save_png, user_errors
-from spaces.editing import _code, _float, _int, _path
-from stylecore.clip import ENV_CLIP, DEFAULT_CLIP, ClipModel, load_clip
+from spaces.common import (
+    SessionStopFlags,
+    code_from,
+    default_model,
+    file_path,
+    model_choices,
+    offline_notice,
+    progress_callback,
+    required_int,
+    required_number,
+    save_png,
+    user_errors,
+)
+from stylecore.clip import DEFAULT_CLIP, ENV_CLIP, ClipModel, load_clip
 from stylecore.edit import assets
 from stylecore.edit import styleclip as sc
 from stylecore.engine import LoadedModel, ModelManager
@@ -37,7 +48,7 @@ MAX_RELEVANCE_IMAGES = 200
 def _strip_values(text: Any) -> list[float]:
     """'-5, 0, 5' -> [-5.0, 0.0, 5.0] (at most MAX_STRIP values)."""
     parts = [p for p in str(text or "").replace(";", ",").split(",") if p.strip()]
-    values = [_float(p, "strip value", -100, 100) for p in parts]
+    values = [required_number(p, "strip value", -100, 100) for p in parts]
     if len(values) > MAX_STRIP:
         raise ValueError(f"the strip takes at most {MAX_STRIP} values, got {len(values)}")
     return values
@@ -47,7 +58,7 @@ def _inversion_code(files: Any) -> Optional[str]:
     """The first code file the inversion tab produced (its list holds one .npz per method)."""
     if isinstance(files, (list, tuple)):
         files = files[0] if files else None
-    return _path(files)
+    return file_path(files)
 
 
 def _find_inversion_codes() -> Optional[Any]:
@@ -69,24 +80,11 @@ def _find_inversion_codes() -> Optional[Any]:
     return None
 
 
-class _StopFlags:
-    """One stop flag per browser session."""
-
-    def __init__(self) -> None:
-        self._flags: dict[str, threading.Event] = {}
-        self._lock = threading.Lock()
-
-    def get(self, request: Optional[gr.Request]) -> threading.Event:
-        key = getattr(request, "session_hash", None) or "api"
-        with self._lock:
-            return self._flags.setdefault(key, threading.Event())
-
-
 def build(manager: ModelManager) -> None:
     """Lay out the tab in the current gr.Blocks and wire its events."""
     choices = model_choices(manager)
     default = default_model(manager)
-    stops = _StopFlags()
+    stops = SessionStopFlags()
     tables: dict[tuple, sc.ChannelRelevance] = {}
     tables_lock = threading.Lock()
 
@@ -131,7 +129,7 @@ def build(manager: ModelManager) -> None:
                 raise ValueError("no inversion result yet: run the Inversion tab first, or use a seed or a file")
             ws = load_latents(path, num_ws=G.num_ws, w_dim=G.w_dim)[:1].to(model.device)
         else:
-            ws = _code(model, "file" if source == "file" else "seed", seed, truncation_psi, class_idx, code_file)
+            ws = code_from(model, "file" if source == "file" else "seed", seed, truncation_psi, class_idx, code_file)
         kwargs = {"noise_mode": "const", "force_fp32": model.force_fp32}
         values = _strip_values(strip)
         with torch.no_grad():
@@ -142,12 +140,12 @@ def build(manager: ModelManager) -> None:
         try:
             if method == "Global direction":
                 clip = clip_for(model, clip_model, progress)
-                table = table_for(model, clip, _int(relevance_images, "images per channel", 1, MAX_RELEVANCE_IMAGES),
+                table = table_for(model, clip, required_int(relevance_images, "images per channel", 1, MAX_RELEVANCE_IMAGES),
                                   progress, stop)
                 started = time.perf_counter()
                 edit = sc.global_direction(G, clip, table, target, neutral,
-                                           None if auto_beta else _float(beta, "beta", 0, 1))
-                a = _float(alpha, "alpha", -50, 50)
+                                           None if auto_beta else required_number(beta, "beta", 0, 1))
+                a = required_number(alpha, "alpha", -50, 50)
                 styles, after = sc.global_edit(G, ws, edit, a, **kwargs)
                 what = (f"Global direction '{target.strip()[:80]}' from '{neutral.strip()[:80]}': α {a:g}, "
                         f"β {edit.beta:g}, **{edit.channels} channels moved** ({table.source})")
@@ -155,8 +153,8 @@ def build(manager: ModelManager) -> None:
                     strip_imgs = list(to_uint8(sc.alpha_strip(G, ws, edit, values, **kwargs)))
             elif method == "Latent optimization":
                 clip = clip_for(model, clip_model, progress)
-                config = sc.OptimizeConfig(steps=_int(steps, "steps", 1, 5000), lr=_float(lr, "learning rate", 0, 10),
-                                           l2_lambda=_float(l2_lambda, "L2 lambda", 0, 100), id_lambda=0.0)
+                config = sc.OptimizeConfig(steps=required_int(steps, "steps", 1, 5000), lr=required_number(lr, "learning rate", 0, 10),
+                                           l2_lambda=required_number(l2_lambda, "L2 lambda", 0, 100), id_lambda=0.0)
                 started = time.perf_counter()
                 result = sc.optimize_latent(G, clip, ws, target, config, progress=progress_callback(progress),
                                             should_stop=stop.is_set, **kwargs)
@@ -164,9 +162,9 @@ def build(manager: ModelManager) -> None:
                 what = (f"Latent optimization towards '{target.strip()[:80]}': {config.steps} steps, CLIP loss "
                         f"{result.clip_losses[0]:.4f} → {result.clip_losses[-1]:.4f} (identity loss off)")
             elif method == "Latent mapper":
-                spec = _path(mapper_file) or str(mapper_hub or "").strip()
+                spec = file_path(mapper_file) or str(mapper_hub or "").strip()
                 mapper = sc.load_mapper(sc.mapper_source(spec), device=model.device)
-                strength = _float(mapper_strength, "mapper strength", -10, 10)
+                strength = required_number(mapper_strength, "mapper strength", -10, 10)
                 started = time.perf_counter()
                 new_ws = sc.apply_mapper(mapper, ws, strength)
                 what = f"Latent mapper '{mapper.description or Path(spec).name}' × {strength:g}"

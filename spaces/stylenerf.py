@@ -16,10 +16,21 @@ from typing import Optional
 
 import gradio as gr
 
-from spaces.common import model_label, offline_notice, parse_number, progress_callback, user_errors
+from spaces.common import (
+    model_label,
+    offline_notice,
+    parse_number,
+    progress_callback,
+    user_errors,
+)
 from stylecore import hub
 from stylecore.engine import ModelManager
-from stylecore.nerf_views import MAX_STEPS, ViewSettings, render_orbit_steps, render_view
+from stylecore.nerf_views import (
+    MAX_STEPS,
+    ViewSettings,
+    render_orbit_steps,
+    render_view,
+)
 
 DEMO_ID = "demo-nerf"
 

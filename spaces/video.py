@@ -12,7 +12,13 @@ from typing import Optional
 
 import gradio as gr
 
-from spaces.common import model_choices, offline_notice, parse_number, progress_callback, user_errors
+from spaces.common import (
+    model_choices,
+    offline_notice,
+    parse_number,
+    progress_callback,
+    user_errors,
+)
 from stylecore.engine import ModelManager
 from stylecore.generate import GenerationSettings
 from stylecore.latents import parse_seeds

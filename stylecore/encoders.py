@@ -150,14 +150,14 @@ def _architecture(encoder_type: str, enc: Mapping[str, torch.Tensor], path: str)
 def _build_encoder(encoder_type: str, enc: dict[str, torch.Tensor], path: str
                    ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Construct on the meta device and assign the file's tensors with a strict name/shape check."""
-    from stylecore.loader import _describe_mismatch
+    from stylecore.loader import describe_mismatch
     from stylecore.networks.encoders import ENCODER_CLASSES
 
     args = _architecture(encoder_type, enc, path)
     with torch.device("meta"):
         module = ENCODER_CLASSES[encoder_type](**args)
     expected = module.state_dict()
-    problems = _describe_mismatch(expected, enc)
+    problems = describe_mismatch(expected, enc)
     if problems:
         raise CheckpointError(path, f"the encoder weights do not match a {encoder_type}: {problems}")
     state = {k: v.to(expected[k].dtype) for k, v in enc.items()}
@@ -189,13 +189,13 @@ def load_encoder(path: PathLike, device: Union[str, torch.device] = "cpu") -> En
     Raises `CheckpointError` (naming the file) for unreadable files and unknown layouts, and
     `UnsafeCheckpointError` for pickles that ask for code.
     """
-    from stylecore.formats.rosinality import _load
+    from stylecore.formats.rosinality import load_torch_checkpoint
     from stylecore.loader import load_generator
 
     path = os.fspath(os.path.expanduser(os.fspath(path)))
     if not os.path.isfile(path):
         raise CheckpointError(path, "no such file" if not os.path.exists(path) else "not a regular file")
-    ckpt = _load(path)
+    ckpt = load_torch_checkpoint(path)
     state = ckpt.get("state_dict") if isinstance(ckpt, Mapping) else None
     if not isinstance(state, Mapping):
         top = ", ".join(repr(k) for k in list(ckpt)[:8]) if isinstance(ckpt, Mapping) else type(ckpt).__name__

@@ -20,7 +20,7 @@ from stylecore.formats import cache
 from stylecore.formats.errors import CheckpointError
 from stylecore.formats.parsed import ParsedCheckpoint
 
-__all__ = ["load_generator", "read_checkpoint", "build_from_parsed"]
+__all__ = ["load_generator", "read_checkpoint", "build_from_parsed", "describe_mismatch"]
 
 SUPPORTED = ("official StyleGAN2-ADA / StyleGAN3 network pickle (.pkl), StyleNeRF network pickle (.pkl), "
              "legacy TensorFlow StyleGAN2 pickle (.pkl), rosinality / pSp / e4e torch checkpoint (.pt)")
@@ -80,7 +80,7 @@ def read_checkpoint(path: Union[str, "os.PathLike[str]"]) -> ParsedCheckpoint:
     raise CheckpointError(path, f"unrecognised file format (starts with {head!r}); supported: {SUPPORTED}")
 
 
-def _describe_mismatch(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str:
+def describe_mismatch(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str:
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     shapes = [f"{k}: file {list(state[k].shape)} vs network {list(expected[k].shape)}"
@@ -112,7 +112,7 @@ def build_from_parsed(parsed: ParsedCheckpoint, path: str, device: Union[str, to
     """Construct the network, assign the checkpoint tensors (strict), recompute constants, move."""
     G = _construct(parsed, path)
     expected = G.state_dict()
-    problems = _describe_mismatch(expected, parsed.state_dict)
+    problems = describe_mismatch(expected, parsed.state_dict)
     if problems:
         raise CheckpointError(path, f"the checkpoint does not match the {parsed.architecture} network "
                                     f"built from its configuration: {problems}")

@@ -82,7 +82,7 @@ def ws_to_styles(G: torch.nn.Module, ws: torch.Tensor) -> list[torch.Tensor]:
     return [G.synthesis.get_submodule(l.name).affine(ws[:, l.w_index]) for l in style_layers(G)]
 
 
-class _GivenStyles(torch.nn.Module):
+class GivenStyles(torch.nn.Module):
     """Stands in for an `affine`: ignores w and returns the styles it was given."""
 
     def __init__(self, styles: torch.Tensor):
@@ -140,7 +140,7 @@ def synthesize_from_styles(G: torch.nn.Module, styles: Sequence[torch.Tensor], w
         if _is_stylegan3(G.synthesis):
             raise ValueError("StyleGAN3 needs the W+ code too: its input transform is not part of S")
         ws = torch.zeros([n, G.num_ws, G.w_dim], device=styles[0].device)
-    swapped = replace_submodules(G.synthesis, {f"{l.name}.affine": _GivenStyles(s) for l, s in zip(layers, styles)})
+    swapped = replace_submodules(G.synthesis, {f"{l.name}.affine": GivenStyles(s) for l, s in zip(layers, styles)})
     return swapped(ws, **synthesis_kwargs)
 
 

@@ -9,12 +9,10 @@ messages while the app keeps serving.
 """
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("open_clip")
 

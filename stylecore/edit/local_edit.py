@@ -326,10 +326,10 @@ class _Blend(torch.nn.Module):
 
     def __init__(self, layer: torch.nn.Module, target: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor):
         super().__init__()
-        from stylecore.stylespace import _GivenStyles
+        from stylecore.stylespace import GivenStyles
 
-        self.plain = replace_submodules(layer, {"affine": _GivenStyles(target)})
-        self.edited = replace_submodules(layer, {"affine": _GivenStyles(edited)})
+        self.plain = replace_submodules(layer, {"affine": GivenStyles(target)})
+        self.edited = replace_submodules(layer, {"affine": GivenStyles(edited)})
         self.mask = mask
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:

@@ -42,7 +42,7 @@ def _reason(text: str) -> str:
     return (useful or lines or ["unknown error"])[0][:300]
 
 
-def _load(path: str) -> Any:
+def load_torch_checkpoint(path: str) -> Any:
     """torch.load as data only; `argparse.Namespace` (training `args`) is the one extra global allowed."""
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
@@ -228,7 +228,7 @@ def estimate_w_avg(state: Mapping[str, torch.Tensor], z_dim: int, w_dim: int, n_
 def parse_torch_checkpoint(path: Union[str, "os.PathLike[str]"]) -> ParsedCheckpoint:
     """Read a rosinality / pSp / e4e `.pt` file into official StyleGAN2 kwargs and state dict."""
     path = os.fspath(path)
-    ckpt = _load(path)
+    ckpt = load_torch_checkpoint(path)
     g, latent_avg, layout = _find_generator(ckpt, path)
     size, style_dim, n_mlp, w_dim, channels = infer_channels(g, path)
     if w_dim != style_dim:

@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from stylecore.ops.upfirdn2d import IntOrPair, _padding4, filter_size, upfirdn2d
+from stylecore.ops.upfirdn2d import IntOrPair, parse_padding, filter_size, upfirdn2d
 
 
 def _conv(x: torch.Tensor, w: torch.Tensor, stride: int = 1, padding=0, groups: int = 1,
@@ -38,7 +38,7 @@ def conv2d_resample(
     """Convolve NCHW `x` with OIHW `w`, upsampling/downsampling with FIR filter `f` around it."""
     out_channels, in_per_group, kh, kw = w.shape
     fw, fh = filter_size(f)
-    px0, px1, py0, py1 = _padding4(padding)
+    px0, px1, py0, py1 = parse_padding(padding)
 
     if up > 1:
         px0 += (fw + up - 1) // 2

@@ -22,7 +22,7 @@ def _pair(v: IntOrPair) -> tuple[int, int]:
     return int(a), int(b)
 
 
-def _padding4(padding: IntOrPair) -> tuple[int, int, int, int]:
+def parse_padding(padding: IntOrPair) -> tuple[int, int, int, int]:
     if isinstance(padding, int):
         return padding, padding, padding, padding
     if len(padding) == 2:
@@ -79,7 +79,7 @@ def upfirdn2d(
     """Pad, upsample, filter and downsample a batch of NCHW images."""
     upx, upy = _pair(up)
     downx, downy = _pair(down)
-    px0, px1, py0, py1 = _padding4(padding)
+    px0, px1, py0, py1 = parse_padding(padding)
     n, c, h, w = x.shape
 
     # Zero-insertion upsampling.
@@ -118,7 +118,7 @@ def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2, padding: IntOrPair
                flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
     """Upsample by `up` with FIR filter `f`; output is exactly `up` times larger (padding 0)."""
     upx, upy = _pair(up)
-    px0, px1, py0, py1 = _padding4(padding)
+    px0, px1, py0, py1 = parse_padding(padding)
     fw, fh = filter_size(f)
     p = [px0 + (fw + upx - 1) // 2, px1 + (fw - upx) // 2, py0 + (fh + upy - 1) // 2, py1 + (fh - upy) // 2]
     return upfirdn2d(x, f, up=(upx, upy), padding=p, flip_filter=flip_filter, gain=gain * upx * upy)
@@ -128,7 +128,7 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2, padding: IntOr
                  flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
     """Downsample by `down` after FIR filtering with `f`."""
     downx, downy = _pair(down)
-    px0, px1, py0, py1 = _padding4(padding)
+    px0, px1, py0, py1 = parse_padding(padding)
     fw, fh = filter_size(f)
     p = [px0 + (fw - downx + 1) // 2, px1 + (fw - downx) // 2, py0 + (fh - downy + 1) // 2, py1 + (fh - downy) // 2]
     return upfirdn2d(x, f, down=(downx, downy), padding=p, flip_filter=flip_filter, gain=gain)
@@ -137,7 +137,7 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2, padding: IntOr
 def filter2d(x: torch.Tensor, f: torch.Tensor, padding: IntOrPair = 0,
              flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
     """Filter with `f` keeping the image size."""
-    px0, px1, py0, py1 = _padding4(padding)
+    px0, px1, py0, py1 = parse_padding(padding)
     fw, fh = filter_size(f)
     p = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
     return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain)
