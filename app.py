@@ -79,7 +79,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     if args.share:
         print(SHARE_WARNING, file=sys.stderr, flush=True)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share)
+    # show_error: Gradio's own input checks (types, ranges, upload paths) then reach the user as messages.
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True)
 
 
 if __name__ == "__main__":

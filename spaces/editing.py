@@ -15,6 +15,7 @@ import gradio as gr
 import numpy as np
 import torch
 
+from spaces import GPU
 from spaces.common import (
     code_from,
     default_model,
@@ -114,6 +115,7 @@ def build(manager: ModelManager) -> None:
                                        block=str(block) if block else None, progress=progress_callback(progress),
                                        force_fp32=model.force_fp32)
 
+    @GPU(duration=120)
     @user_errors
     def apply_edit(model_id: str = default, source: str = "seed", seed: float = 0, truncation_psi: float = 0.7,
                    class_idx: float = 0, code_file: Any = None, method: str = "GANSpace",
@@ -199,6 +201,7 @@ def build(manager: ModelManager) -> None:
             status += " The code file holds the S code (s00, s01, ...) and the unedited W+ code 'w'."
         return _image(before), after_img, save_png(after_img, f"{model.card.id}-edited"), str(code_path), status
 
+    @GPU(duration=120)
     @user_errors
     def pca_table(model_id: str = default, pca_samples: float = 20000, pca_components: float = 32,
                   pca_seed: float = 0, progress: gr.Progress = gr.Progress()):
@@ -210,6 +213,7 @@ def build(manager: ModelManager) -> None:
                 f"{pca.n_components} components of W from {pca.n_samples} samples explain {total:.1f}% "
                 "of its variance.")
 
+    @GPU(duration=120)
     @user_errors
     def find_channels(model_id: str = default, source: str = "seed", seed: float = 0, truncation_psi: float = 0.7,
                       class_idx: float = 0, code_file: Any = None, region: Any = None,
@@ -231,6 +235,7 @@ def build(manager: ModelManager) -> None:
         best = found[0]
         return rows, gr.update(value=best.layer), gr.update(value=best.channel)
 
+    @GPU(duration=120)
     @user_errors
     def show_parts(model_id: str = default, source: str = "seed", seed: float = 0, truncation_psi: float = 0.7,
                    class_idx: float = 0, code_file: Any = None, part_block: str = "", part_k: float = 8,

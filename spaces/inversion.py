@@ -9,6 +9,7 @@ the Editing tab (button) and which the StyleCLIP tab reads from the 'Codes' list
 """
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, Optional
@@ -124,11 +125,15 @@ def _methods(labels: Any, w_steps: Any, wplus_steps: Any, hybrid_steps: Any, enc
 
 def _check_encoder(encoder: str, G: torch.nn.Module) -> None:
     """Refuse a zoo encoder made for another resolution before downloading it."""
-    try:
-        from stylecore.encoder_zoo import encoder_zoo
-        card = encoder_zoo().get(encoder)
-    except (ImportError, KeyError):
-        return  # a local .pt path, or no encoder zoo: checked once its codes are known
+    from stylecore.encoder_zoo import encoder_zoo
+
+    zoo = encoder_zoo()
+    if encoder not in zoo:
+        if len(encoder) > 1024 or not encoder.endswith((".pt", ".pth")) or not os.path.isfile(encoder):
+            raise ValueError(f"unknown encoder {encoder[:60]!r}: choose one of {', '.join(zoo.ids())} "
+                             "or give the path of a local .pt checkpoint")
+        return  # a local checkpoint: checked once its codes are known
+    card = zoo.get(encoder)
     if card.resolution and card.resolution != G.img_resolution:
         raise ValueError(f"encoder {encoder} was trained for a {card.resolution}x{card.resolution} generator; this "
                          f"model is {G.img_resolution}x{G.img_resolution}: choose a matching model or encoder")

@@ -16,6 +16,7 @@ from typing import Optional
 
 import gradio as gr
 
+from spaces import GPU
 from spaces.common import (
     model_label,
     offline_notice,
@@ -86,6 +87,7 @@ def build(manager: ModelManager) -> None:
     default = _default_model(manager)
     default_steps = 40  # the web demo's quality; about 0.35 s per 256 px view on a 2-core CPU
 
+    @GPU(duration=120)
     @user_errors
     def stylenerf(model_id: str = default, seed: float = 1, truncation_psi: float = 0.7, yaw: float = 0.0,
                   pitch: float = 0.0, fov: float = 12.0, steps: float = default_steps, mix_seeds: bool = False,
@@ -114,6 +116,7 @@ def build(manager: ModelManager) -> None:
                                        force_fp32=model.force_fp32)
         return steps_gen, folder, model, settings, seeds
 
+    @GPU(duration=120)
     @user_errors
     def stylenerf_orbit(model_id: str = default, seed: float = 1, truncation_psi: float = 0.7, pitch: float = 0.0,
                         fov: float = 12.0, steps: float = default_steps, mix_seeds: bool = False,

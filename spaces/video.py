@@ -12,6 +12,7 @@ from typing import Optional
 
 import gradio as gr
 
+from spaces import GPU
 from spaces.common import (
     model_choices,
     offline_notice,
@@ -82,6 +83,7 @@ def build(manager: ModelManager) -> None:
                                    VideoLimits.from_env(), batch_size=batch)
         return steps, folder, panels
 
+    @GPU(duration=120)
     @user_errors
     def video(model_id: str = default_sg3, compare_id: str = default_sg2, seeds: str = "0-2",
               codes: Optional[str] = None, kind: str = "cubic", space: str = "w", loop: bool = True,

@@ -79,23 +79,25 @@ def save_latents(path: Union[str, Path], ws: torch.Tensor, **meta: Union[str, in
 
 
 def load_latents(path: Union[str, Path], num_ws: Optional[int] = None, w_dim: Optional[int] = None) -> torch.Tensor:
-    """Read W or W+ codes from .npz (key 'w'); W [N, w_dim] is broadcast to W+ when num_ws is given."""
+    """Read W or W+ codes from .npz (key 'w'); W [N, w_dim] is broadcast to W+ when num_ws is given.
+    Messages name the file, not its folder (uploads live in server temp folders)."""
+    name = Path(path).name
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: np.asarray(data[name]) for name in data.files}
     except (OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: not a readable .npz file ({exc})") from exc
+        raise ValueError(f"{name}: not a readable .npz file ({exc})") from exc
     if "w" not in arrays:
-        raise ValueError(f"{path}: no array named 'w' (found: {', '.join(arrays) or 'nothing'})")
+        raise ValueError(f"{name}: no array named 'w' (found: {', '.join(arrays) or 'nothing'})")
     w = arrays["w"]
     if w.dtype.kind != "f":
-        raise ValueError(f"{path}: 'w' must hold floating-point numbers, not {w.dtype}")
+        raise ValueError(f"{name}: 'w' must hold floating-point numbers, not {w.dtype}")
     if w.ndim == 2:
         w = w[:, None, :].repeat(num_ws or 1, axis=1)
     if w.ndim != 3:
-        raise ValueError(f"{path}: 'w' must have shape [N, num_ws, w_dim] or [N, w_dim], got {list(w.shape)}")
+        raise ValueError(f"{name}: 'w' must have shape [N, num_ws, w_dim] or [N, w_dim], got {list(w.shape)}")
     if num_ws is not None and w.shape[1] != num_ws or w_dim is not None and w.shape[2] != w_dim:
-        raise ValueError(f"{path}: code shape {list(w.shape)} does not fit this model (needs [N, {num_ws}, {w_dim}])")
+        raise ValueError(f"{name}: code shape {list(w.shape)} does not fit this model (needs [N, {num_ws}, {w_dim}])")
     if not np.isfinite(w).all():
-        raise ValueError(f"{path}: 'w' contains NaN or infinite values")
+        raise ValueError(f"{name}: 'w' contains NaN or infinite values")
     return torch.from_numpy(w.astype(np.float32))

@@ -248,6 +248,9 @@ def cached_parts(G: torch.nn.Module, model_key: str, k: int = 8, n_samples: int 
                  **synthesis_kwargs: object) -> PartModel:
     """compute_parts, kept on disk per model and settings so it runs once."""
     block = block or default_block(G)
+    blocks = [f"b{res}" for res in getattr(G.synthesis, "block_resolutions", [])]
+    if block not in blocks:
+        raise ValueError(f"unknown feature block {block[:40]!r}: this model has {', '.join(blocks)}")
     path = parts_cache_path(model_key, block, k, n_samples, seed, truncation_psi)
     if path.is_file():
         parts = _load(path)
