@@ -14,7 +14,10 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
+from stylecore.formats.archive import check_zip_members
+
 MAX_SEED = 2 ** 32 - 1
+MAX_CODES_BYTES = 256 * 2 ** 20  # an .npz of codes is tiny; more is refused before decompressing
 _RANGE = re.compile(r"^\s*(-?\d+)\s*(?:(?:-|\.\.)\s*(-?\d+))?\s*$")
 
 
@@ -83,8 +86,9 @@ def load_latents(path: Union[str, Path], num_ws: Optional[int] = None, w_dim: Op
     Messages name the file, not its folder (uploads live in server temp folders)."""
     name = Path(path).name
     try:
+        check_zip_members(path, max_expanded=MAX_CODES_BYTES)
         with np.load(path, allow_pickle=False) as data:
-            arrays = {name: np.asarray(data[name]) for name in data.files}
+            arrays = {key: np.asarray(data[key]) for key in data.files}
     except (OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{name}: not a readable .npz file ({exc})") from exc
     if "w" not in arrays:

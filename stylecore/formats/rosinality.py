@@ -10,12 +10,14 @@ import argparse
 import os
 import pickle
 import re
+import zipfile
 from collections.abc import Mapping
 from typing import Any, Optional, Union
 
 import numpy as np
 import torch
 
+from stylecore.formats.archive import check_zip_members
 from stylecore.formats.errors import CheckpointError, UnsafeCheckpointError
 from stylecore.formats.parsed import ParsedCheckpoint
 from stylecore.formats.tf_pickle import filter_buffer, sg2_filter_buffers
@@ -43,7 +45,16 @@ def _reason(text: str) -> str:
 
 
 def load_torch_checkpoint(path: str) -> Any:
-    """torch.load as data only; `argparse.Namespace` (training `args`) is the one extra global allowed."""
+    """torch.load as data only; `argparse.Namespace` (training `args`) is the one extra global allowed.
+
+    The zip container is checked first: torch stores tensors uncompressed, so members expanding far
+    beyond the file's size, or names leaving the archive, mark a hostile file."""
+    try:
+        check_zip_members(path, max_expanded=4 * os.path.getsize(path) + (1 << 20))
+    except ValueError as exc:
+        raise CheckpointError(path, str(exc)) from None
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(path, f"corrupt zip container ({exc})") from None
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
