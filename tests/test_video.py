@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
@@ -15,8 +16,16 @@ from stylecore.__main__ import main
 from stylecore.demo import build_demo_generator
 from stylecore.generate import GenerationSettings, generate_images, seeds_to_ws
 from stylecore.latents import save_latents
-from stylecore.video import (Panel, VideoCancelled, VideoLimits, VideoSettings, frame_batches, plan_video,
-                             render_video, render_video_steps)
+from stylecore.video import (
+    Panel,
+    VideoCancelled,
+    VideoLimits,
+    VideoSettings,
+    frame_batches,
+    plan_video,
+    render_video,
+    render_video_steps,
+)
 from stylecore.video_paths import CameraPath, KeyframeWalk, num_frames
 from stylecore.video_writer import Mp4Writer
 
@@ -214,3 +223,34 @@ def test_command_line_video(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     assert main(["video", "--model", "demo", "--camera", "rotate", "--device", "cpu", "--out", str(out)]) == 2
     assert "StyleGAN3" in capsys.readouterr().err
+
+
+DISK_FULL_SCRIPT = r"""
+import resource, sys
+from pathlib import Path
+import numpy as np
+from stylecore.video_writer import Mp4Writer
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))  # the 'disk' fills after 64 KiB
+target = Path(sys.argv[1])
+rng = np.random.default_rng(0)
+try:
+    with Mp4Writer(target, (256, 256), fps=30) as writer:
+        for _ in range(40):
+            writer.write(rng.integers(0, 256, (4, 256, 256, 3), dtype=np.uint8))
+except OSError as exc:
+    print("ERROR", exc)
+"""
+
+
+def test_disk_full_while_writing_leaves_no_file_and_a_clear_error(tmp_path):
+    """ffmpeg runs out of space mid-video (a file-size limit stands in for a full disk): the
+    writer reports it and neither the video nor its temporary file is left behind."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "out" / "walk.mp4"
+    target.parent.mkdir()
+    done = subprocess.run([sys.executable, "-c", DISK_FULL_SCRIPT, str(target)], capture_output=True, text=True,
+                          timeout=120, cwd=str(Path(__file__).resolve().parent.parent))
+    assert "ERROR ffmpeg" in done.stdout, done.stdout + done.stderr
+    assert list(target.parent.iterdir()) == []
