@@ -47,6 +47,24 @@ def default_model(manager: ModelManager) -> str:
     return cards[0].id
 
 
+def offline_banner() -> None:
+    """At the top of a tab: say so when offline mode limits the models."""
+    notice = offline_notice()
+    if notice:
+        gr.Markdown(notice)
+
+
+def model_picker(manager: ModelManager, default: str, refresh_api_name: str,
+                 choices: Optional[list[tuple[str, str]]] = None, label: str = "Model") -> gr.Dropdown:
+    """The model dropdown (its labels say what is downloaded) with a button that refreshes them."""
+    model = gr.Dropdown(choices=choices if choices is not None else model_choices(manager), value=default,
+                        label=label, info="'not downloaded' models are fetched from the Hub on first use")
+    refresh = gr.Button("Refresh download states", size="sm")
+    refresh.click(lambda current: gr.update(choices=model_choices(manager), value=current), [model], [model],
+                  api_name=refresh_api_name)
+    return model
+
+
 def offline_notice() -> str:
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         return ("**Offline mode** (HF_HUB_OFFLINE is set): only models already downloaded and the built-in "

@@ -21,7 +21,8 @@ from spaces.common import (
     default_model,
     file_path,
     model_choices,
-    offline_notice,
+    model_picker,
+    offline_banner,
     progress_callback,
     required_int,
     required_number,
@@ -266,21 +267,15 @@ def build(manager: ModelManager) -> None:
             raise gr.Error("apply an edit first (or generate the image) to have something to mark")
         return {"background": before, "layers": [], "composite": before}
 
-    def refresh_models(current: str):
-        return gr.update(choices=model_choices(manager), value=current)
 
     def show_method(method: str):
         return [gr.update(visible=(method == m)) for m in METHODS]
 
     with gr.Tab("Editing", id="editing"):
-        notice = offline_notice()
-        if notice:
-            gr.Markdown(notice)
+        offline_banner()
         with gr.Row():
             with gr.Column(scale=1):
-                model = gr.Dropdown(choices=choices, value=default, label="Model",
-                                    info="'not downloaded' models are fetched from the Hub on first use")
-                refresh = gr.Button("Refresh download states", size="sm")
+                model = model_picker(manager, default, "editing_refresh_models", choices)
                 with gr.Group():
                     source = gr.Radio(["seed", "file"], value="seed", label="Code from",
                                       info="a seed, or an .npz code (W or W+ under 'w', e.g. from the inversion tab)")
@@ -382,4 +377,3 @@ def build(manager: ModelManager) -> None:
                        api_name="part_map")
         known.change(known_channel, [known], [s_layer, s_channel], api_name="known_channel")
         mark.click(mark_image, [before], [region], api_visibility="private")
-        refresh.click(refresh_models, [model], [model], api_name="editing_refresh_models")

@@ -11,7 +11,8 @@ from spaces import GPU
 from spaces.common import (
     default_model,
     model_choices,
-    offline_notice,
+    model_picker,
+    offline_banner,
     parse_number,
     progress_callback,
     save_png,
@@ -96,18 +97,12 @@ def build(manager: ModelManager) -> None:
                          progress=progress_callback(progress))
         return grid, save_png(grid, f"{model.card.id}-style-mix"), _model_status(model)
 
-    def refresh_models(current: str):
-        return gr.update(choices=model_choices(manager), value=current)
 
     with gr.Tab("Generate", id="generate"):
-        notice = offline_notice()
-        if notice:
-            gr.Markdown(notice)
+        offline_banner()
         with gr.Row():
             with gr.Column(scale=1):
-                model = gr.Dropdown(choices=choices, value=default, label="Model",
-                                    info="'not downloaded' models are fetched from the Hub on first use")
-                refresh = gr.Button("Refresh download states", size="sm")
+                model = model_picker(manager, default, "refresh_models", choices)
                 seeds = gr.Textbox(value="0", label="Seeds", info="whole numbers and ranges, e.g. 0-7, 42")
                 psi = gr.Slider(-1.0, 2.0, value=0.7, step=0.05, label="Truncation psi",
                                 info="1 = no truncation; 0 = the average image")
@@ -138,4 +133,3 @@ def build(manager: ModelManager) -> None:
                  [gallery, grid_file, status], api_name="generate")
         mix_go.click(mix, [model, rows, cols, layers, psi, noise, class_idx], [mix_image, mix_file, status],
                      api_name="style_mix")
-        refresh.click(refresh_models, [model], [model], api_name="refresh_models")

@@ -23,7 +23,8 @@ from spaces.common import (
     SessionStopFlags,
     default_model,
     model_choices,
-    offline_notice,
+    model_picker,
+    offline_banner,
     progress_callback,
     required_int,
     required_number,
@@ -278,8 +279,6 @@ def build(manager: ModelManager) -> None:
         stops.get(request).set()
         return "Stopping after the current step..."
 
-    def refresh_models(current: str):
-        return gr.update(choices=model_choices(manager), value=current)
 
     def show_source(source: str):
         return gr.update(visible=source == "image"), gr.update(visible=source == "seed")
@@ -287,14 +286,10 @@ def build(manager: ModelManager) -> None:
     editing = _find_editing_inputs()
 
     with gr.Tab("Inversion", id="inversion"):
-        notice = offline_notice()
-        if notice:
-            gr.Markdown(notice)
+        offline_banner()
         with gr.Row():
             with gr.Column(scale=1):
-                model = gr.Dropdown(choices=choices, value=default, label="Model",
-                                    info="'not downloaded' models are fetched from the Hub on first use")
-                refresh = gr.Button("Refresh download states", size="sm")
+                model = model_picker(manager, default, "inversion_refresh_models", choices)
                 source = gr.Radio(["image", "seed"], value="image", label="Target from",
                                   info="an image, or one generated from a seed (its true code is known)")
                 with gr.Group(visible=True) as image_box:
@@ -347,7 +342,6 @@ def build(manager: ModelManager) -> None:
                                 wplus_steps, hybrid_steps, encoder, iterations],
                        [aligned, gallery, table, plot, strip, codes, chosen, status], api_name="invert")
         stop_button.click(stop_run, None, [status], api_visibility="private")
-        refresh.click(refresh_models, [model], [model], api_name="inversion_refresh_models")
         if editing is not None:
             radio, file, tabs = editing
             send.click(lambda path: ("file", path, gr.Tabs(selected="editing")), [chosen], [radio, file, tabs],

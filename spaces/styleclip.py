@@ -24,7 +24,8 @@ from spaces.common import (
     default_model,
     file_path,
     model_choices,
-    offline_notice,
+    model_picker,
+    offline_banner,
     progress_callback,
     required_int,
     required_number,
@@ -206,22 +207,16 @@ def build(manager: ModelManager) -> None:
     def show_method(method: str):
         return [gr.update(visible=(method == m)) for m in METHODS]
 
-    def refresh_models(current: str):
-        return gr.update(choices=model_choices(manager), value=current)
 
     inversion_codes = _find_inversion_codes()
     with gr.Tab("StyleCLIP", id="styleclip"):
-        notice = offline_notice()
-        if notice:
-            gr.Markdown(notice)
+        offline_banner()
         gr.Markdown("Edit by text with StyleCLIP (Patashnik et al. 2021). Global directions need a channel "
                     "relevance table per model: the released one for StyleGAN2 FFHQ 1024, otherwise computed "
                     "once (can take long on big models; it resumes if stopped) and cached.")
         with gr.Row():
             with gr.Column(scale=1):
-                model = gr.Dropdown(choices=choices, value=default, label="Model",
-                                    info="'not downloaded' models are fetched from the Hub on first use")
-                refresh = gr.Button("Refresh download states", size="sm")
+                model = model_picker(manager, default, "styleclip_refresh_models", choices)
                 with gr.Group():
                     source = gr.Radio(list(SOURCES), value="seed", label="Code from",
                                       info="a seed, the Inversion tab's latest result, or an .npz code")
@@ -273,4 +268,3 @@ def build(manager: ModelManager) -> None:
                        mapper_strength, clip_model],
                  [before, after, gallery, result_file, code_out, status], api_name="styleclip")
         stop_button.click(stop_run, None, [status], api_name="styleclip_stop", queue=False)
-        refresh.click(refresh_models, [model], [model], api_name="styleclip_refresh_models")

@@ -19,7 +19,7 @@ import gradio as gr
 from spaces import GPU
 from spaces.common import (
     model_label,
-    offline_notice,
+    offline_banner,
     parse_number,
     progress_callback,
     user_errors,
@@ -143,9 +143,7 @@ def build(manager: ModelManager) -> None:
         yield str(path), _status(model, settings, seeds, time.perf_counter() - begin, "orbit video rendered")
 
     with gr.Tab("StyleNeRF", id="stylenerf"):
-        notice = offline_notice()
-        if notice:
-            gr.Markdown(notice)
+        offline_banner()
         gr.Markdown("3-D-aware faces: move the camera around a generated face. The image follows the sliders.")
         with gr.Row():
             with gr.Column(scale=1):

@@ -15,7 +15,7 @@ import gradio as gr
 from spaces import GPU
 from spaces.common import (
     model_choices,
-    offline_notice,
+    offline_banner,
     parse_number,
     progress_callback,
     user_errors,
@@ -116,9 +116,7 @@ def build(manager: ModelManager) -> None:
         yield str(result.path), str(result.gif_path) if result.gif_path else None, status
 
     with gr.Tab("Video", id="video"):
-        notice = offline_notice()
-        if notice:
-            gr.Markdown(notice)
+        offline_banner()
         with gr.Row():
             with gr.Column(scale=1):
                 model = gr.Dropdown(choices=choices, value=default_sg3, label="Model (StyleGAN3 for camera paths)")
