@@ -7,6 +7,7 @@ status line. /styleclip_stop stops a running optimisation or relevance computati
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 import time
@@ -37,6 +38,12 @@ from stylecore.edit import assets
 from stylecore.edit import styleclip as sc
 from stylecore.engine import LoadedModel, ModelManager
 from stylecore.generate import to_uint8
+from stylecore.identity import (
+    ENV_ID_WEIGHTS,
+    IdentityNet,
+    identity_embedding,
+    load_identity,
+)
 from stylecore.latents import load_latents, save_latents
 from stylecore.stylespace import save_styles
 
@@ -44,6 +51,16 @@ METHODS = ("Global direction", "Latent optimization", "Latent mapper")
 SOURCES = ("seed", "inversion", "file")
 MAX_STRIP = 9
 MAX_RELEVANCE_IMAGES = 200
+
+
+def _identity_weights_path(id_weights: Any) -> str:
+    """The uploaded face-recognition weights, else $STYLECORE_ID_WEIGHTS; a clear error when neither."""
+    path = file_path(id_weights) or os.environ.get(ENV_ID_WEIGHTS, "").strip()
+    if not path:
+        raise ValueError("identity lambda > 0 needs face-recognition weights: upload model_ir_se50.pth "
+                         f"(ArcFace IR-SE50) or set ${ENV_ID_WEIGHTS}; use identity lambda 0 to turn the "
+                         "identity loss off")
+    return path
 
 
 def _strip_values(text: Any) -> list[float]:
@@ -88,6 +105,20 @@ def build(manager: ModelManager) -> None:
     stops = SessionStopFlags()
     tables: dict[tuple, sc.ChannelRelevance] = {}
     tables_lock = threading.Lock()
+    id_nets: dict[tuple, IdentityNet] = {}
+    id_lock = threading.Lock()
+
+    def identity_for(path: str, device: torch.device) -> IdentityNet:
+        try:
+            stat = os.stat(path)
+            key: tuple = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size, str(device))
+        except OSError:
+            return load_identity(path, device)  # raises the file-naming error
+        with id_lock:
+            if key not in id_nets:
+                id_nets.clear()  # keep one network (about 170 MB)
+                id_nets[key] = load_identity(path, device)
+            return id_nets[key]
 
     def clip_for(model: LoadedModel, name: str, progress: gr.Progress) -> ClipModel:
         def report(done: int, total: Optional[int], message: str) -> None:
@@ -118,7 +149,8 @@ def build(manager: ModelManager) -> None:
             alpha: float = 4.0, beta: float = 0.15, auto_beta: bool = False, strip: str = "-4, -2, 0, 2, 4",
             relevance_images: float = 16, steps: float = 40, lr: float = 0.1, l2_lambda: float = 0.008,
             mapper_file: Any = None, mapper_hub: str = "", mapper_strength: float = 1.0,
-            clip_model: str = "", request: gr.Request = None, progress: gr.Progress = gr.Progress()):
+            clip_model: str = "", id_weights: Any = None, id_lambda: float = 0.0,
+            request: gr.Request = None, progress: gr.Progress = gr.Progress()):
         """Edit the code by text; returns before, after, the strip, the PNG, the edited code (.npz), a status line."""
         stop = stops.get(request)
         stop.clear()
@@ -153,15 +185,21 @@ def build(manager: ModelManager) -> None:
                 if values:
                     strip_imgs = list(to_uint8(sc.alpha_strip(G, ws, edit, values, **kwargs)))
             elif method == "Latent optimization":
+                lam = required_number(id_lambda if id_lambda is not None else 0.0, "identity lambda", 0, 100)
+                identity = None
+                if lam > 0:
+                    net = identity_for(_identity_weights_path(id_weights), model.device)
+                    identity = lambda imgs: identity_embedding(net, imgs)
                 clip = clip_for(model, clip_model, progress)
                 config = sc.OptimizeConfig(steps=required_int(steps, "steps", 1, 5000), lr=required_number(lr, "learning rate", 0, 10),
-                                           l2_lambda=required_number(l2_lambda, "L2 lambda", 0, 100), id_lambda=0.0)
+                                           l2_lambda=required_number(l2_lambda, "L2 lambda", 0, 100), id_lambda=lam)
                 started = time.perf_counter()
-                result = sc.optimize_latent(G, clip, ws, target, config, progress=progress_callback(progress),
-                                            should_stop=stop.is_set, **kwargs)
+                result = sc.optimize_latent(G, clip, ws, target, config, identity=identity,
+                                            progress=progress_callback(progress), should_stop=stop.is_set, **kwargs)
                 new_ws = result.ws
+                id_note = f"identity loss λ {lam:g}" if identity is not None else "identity loss off"
                 what = (f"Latent optimization towards '{target.strip()[:80]}': {config.steps} steps, CLIP loss "
-                        f"{result.clip_losses[0]:.4f} → {result.clip_losses[-1]:.4f} (identity loss off)")
+                        f"{result.clip_losses[0]:.4f} → {result.clip_losses[-1]:.4f} ({id_note})")
             elif method == "Latent mapper":
                 spec = file_path(mapper_file) or str(mapper_hub or "").strip()
                 mapper = sc.load_mapper(sc.mapper_source(spec), device=model.device)
@@ -242,6 +280,12 @@ def build(manager: ModelManager) -> None:
                         steps = gr.Number(value=40, precision=0, minimum=1, maximum=5000, label="Steps")
                         lr = gr.Number(value=0.1, minimum=0, label="Learning rate")
                         l2_lambda = gr.Number(value=0.008, minimum=0, label="L2 lambda")
+                    with gr.Row():
+                        id_weights = gr.File(label="Face-recognition weights (model_ir_se50.pth, optional)",
+                                             file_types=[".pth", ".pt"], height=100)
+                        id_lambda = gr.Number(value=0.0, minimum=0, maximum=100, label="identity lambda",
+                                              info=f"0 = off; StyleCLIP's notebook uses 0.005. Without an "
+                                                   f"upload, ${ENV_ID_WEIGHTS} names the weights")
                 with gr.Group(visible=False) as mapper_box:
                     mapper_file = gr.File(label="Mapper checkpoint (.pt)", file_types=[".pt"], height=100)
                     mapper_hub = gr.Textbox(value="", label="Or from the Hub", placeholder="hf://owner/repo/mapper.pt")
@@ -265,6 +309,6 @@ def build(manager: ModelManager) -> None:
         method.change(show_method, [method], [global_box, opt_box, mapper_box], api_visibility="private")
         go.click(run, [model, source, seed, psi, class_idx, code_file, inversion_codes, method, target, neutral, alpha,
                        beta, auto_beta, strip, relevance_images, steps, lr, l2_lambda, mapper_file, mapper_hub,
-                       mapper_strength, clip_model],
+                       mapper_strength, clip_model, id_weights, id_lambda],
                  [before, after, gallery, result_file, code_out, status], api_name="styleclip")
         stop_button.click(stop_run, None, [status], api_name="styleclip_stop", queue=False)

@@ -175,6 +175,8 @@ ROWS = [
     row("/invert", {"image": ServerPath("../../app.py"), "methods": ["w"]}, "not uploaded", "dotdot-app"),
     # /styleclip (tiny random CLIP from the fake Hub)
     row("/styleclip", {"seed": "abc"}, "could not preprocess", "wrong-type"),
+    row("/styleclip", {"method": "Latent optimization", "id_lambda": 0.5}, "needs face-recognition weights",
+        "id-loss-without-weights"),
     row("/styleclip", {"alpha": 500, "relevance_images": 1}, "greater than maximum value 10", "out-of-range"),
     row("/styleclip", {"truncation_psi": NAN}, "truncation psi", "nan"),
     row("/styleclip", {"strip": "1, inf"}, "strip value", "inf-in-strip"),
