@@ -242,7 +242,7 @@ def cmd_bench_invert(args: argparse.Namespace) -> int:
     from stylecore.engine import resolve_device
     from stylecore.invert import ProjectorConfig, WPlusConfig, project_w, project_wplus
     from stylecore.metrics import build_lpips
-    from stylecore.networks import build_generator
+    from stylecore.released import random_released_generator
 
     dev = resolve_device(args.device)
     if args.threads:
@@ -252,11 +252,7 @@ def cmd_bench_invert(args: argparse.Namespace) -> int:
     print(f"inversion on {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'}), "
           f"random weights; {args.steps} timed steps after 1 warm-up step")
     for res in args.res:
-        torch.manual_seed(0)
-        kwargs = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3,
-                      mapping_kwargs={"num_layers": 8}, channel_base=32768 if res >= 512 else 16384, channel_max=512,
-                      num_fp16_res=4, conv_clamp=256)
-        G = build_generator("stylegan2", kwargs).to(dev).eval().requires_grad_(False)
+        G = random_released_generator("sg2", res, dev)
         force_fp32 = dev.type != "cuda"
         target = torch.rand(1, 3, res, res, device=dev) * 2 - 1
 
@@ -295,7 +291,7 @@ def cmd_bench_styleclip(args: argparse.Namespace) -> int:
     from stylecore.edit import styleclip as sc
     from stylecore.edit.styleclip_mapper import LEVELS, LatentMapper
     from stylecore.engine import resolve_device
-    from stylecore.networks import build_generator
+    from stylecore.released import random_released_generator
 
     dev = resolve_device(args.device)
     if args.threads:
@@ -319,11 +315,7 @@ def cmd_bench_styleclip(args: argparse.Namespace) -> int:
     print(f"StyleCLIP on {dev} ({name}), random weights, CLIP ViT-B/32; "
           "paper (one GPU): global direction ~72 ms, mapper ~75 ms, optimization ~98 s")
     for res in args.res:
-        torch.manual_seed(0)
-        kwargs = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3,
-                      mapping_kwargs={"num_layers": 8}, channel_base=32768 if res >= 512 else 16384, channel_max=512,
-                      num_fp16_res=4, conv_clamp=256)
-        G = build_generator("stylegan2", kwargs).to(dev).eval().requires_grad_(False)
+        G = random_released_generator("sg2", res, dev)
         synth = {"noise_mode": "const", "force_fp32": dev.type != "cuda"}
         ws = G.mapping(torch.randn(1, 512, device=dev), None, truncation_psi=0.7)
         stats = sc.style_stats(G, n_samples=1000)

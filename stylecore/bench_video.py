@@ -17,21 +17,13 @@ from stylecore.engine import resolve_device
 from stylecore.video import Panel, VideoLimits, VideoSettings, frame_batches, plan_video, render_video
 
 
-def released_sg3t_kwargs(res: int) -> dict:
-    """Generator kwargs of the released StyleGAN3-T checkpoints (cbase 32768 at 512 and up, else 16384)."""
-    return dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3,
-                mapping_kwargs={"num_layers": 2}, channel_base=32768 if res >= 512 else 16384,
-                channel_max=512, magnitude_ema_beta=0.999)
-
-
 def bench_video(res: int = 256, device: str = "auto", frames: int = 32, batch_size: int = 0,
                 keyframes: int = 2) -> dict:
     """Time a looping `keyframes`-key walk of `frames` frames; returns the figures as a dict."""
-    from stylecore.networks import build_generator
+    from stylecore.released import random_released_generator
 
     dev = resolve_device(device)
-    torch.manual_seed(0)
-    G = build_generator("stylegan3", released_sg3t_kwargs(res)).to(dev).eval().requires_grad_(False)
+    G = random_released_generator("sg3t", res, dev)
     force_fp32 = dev.type != "cuda"  # the released models run their fp16 layers in fp16 on GPUs
     batch_size = batch_size or (16 if dev.type == "cuda" else 2)
     panel = Panel(G, force_fp32=force_fp32)

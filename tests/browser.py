@@ -18,6 +18,14 @@ import pytest
 CHROMIUM = os.environ.get("STYLECORE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"]
 TIMEOUT_MS = 60_000
+# page.evaluate(PIXELS, img_element): the decoded RGBA pixels of an <img>, to compare what the user sees.
+PIXELS = """img => {
+  const c = document.createElement('canvas');
+  c.width = img.naturalWidth; c.height = img.naturalHeight;
+  const g = c.getContext('2d');
+  g.drawImage(img, 0, 0);
+  return Array.from(g.getImageData(0, 0, c.width, c.height).data);
+}"""
 
 
 @contextlib.contextmanager

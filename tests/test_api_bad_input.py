@@ -19,7 +19,6 @@ import json
 import math
 import struct
 import urllib.request
-import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pytest
 from app_server import api_client, launch_app
-from browser import TIMEOUT_MS
+from browser import PIXELS, TIMEOUT_MS
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +38,6 @@ def wait_loaded(page, img, previous_src: str = "") -> str:
     page.wait_for_function("([img, old]) => img.complete && img.naturalWidth > 0 && img.src !== old",
                            arg=[img.element_handle(), previous_src], timeout=TIMEOUT_MS)
     return img.get_attribute("src")
-
-
-PIXELS = """img => {
-  const c = document.createElement('canvas');
-  c.width = img.naturalWidth; c.height = img.naturalHeight;
-  const g = c.getContext('2d');
-  g.drawImage(img, 0, 0);
-  return Array.from(g.getImageData(0, 0, c.width, c.height).data);
-}"""
 
 
 def test_edit_in_the_browser(page, app, tmp_path):

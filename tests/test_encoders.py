@@ -15,6 +15,7 @@ from stylecore.encoders import (EncoderModel, average_image, decode, encode, loa
 from stylecore.formats.errors import CheckpointError, UnsafeCheckpointError
 from stylecore.networks import build_generator
 from writers.encoders import encoder_opts, write_encoder_pt, write_tiny_encoder_pt
+from writers.hostile import SystemGadget
 
 PARITY_TOL = 1e-4
 SMALL_INPUT = 64
@@ -224,18 +225,10 @@ def test_unknown_encoder_types_and_layouts(tmp_path):
         load_encoder(path)
 
 
-class _Gadget:
-    def __init__(self, marker: str):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_unsafe_global_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
-    torch.save({"state_dict": {"encoder.input_layer.0.weight": _Gadget(str(marker))},
+    torch.save({"state_dict": {"encoder.input_layer.0.weight": SystemGadget(marker)},
                 "opts": {"encoder_type": "GradualStyleEncoder"}}, path)
     with pytest.raises(UnsafeCheckpointError) as err:
         load_encoder(path)
@@ -260,7 +253,12 @@ def test_truncated_file_names_the_file(tmp_path):
 
 
 def test_encoder_zoo_fetches_and_loads_through_the_hub(tmp_path, fake_hub):
-    from stylecore.encoder_zoo import ENCODER_CARDS, ENCODER_KINDS, encoder_zoo, load_zoo_encoder
+    from stylecore.encoder_zoo import (
+        ENCODER_CARDS,
+        ENCODER_KINDS,
+        encoder_zoo,
+        load_zoo_encoder,
+    )
     from stylecore.zoo import UnknownModelError
 
     assert {ENCODER_KINDS[c.id] for c in ENCODER_CARDS} == {"psp", "e4e", "restyle_e4e"}

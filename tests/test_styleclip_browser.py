@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("open_clip")
 
 from app_server import api_client, launch_app  # noqa: E402
-from browser import TIMEOUT_MS  # noqa: E402
+from browser import PIXELS, TIMEOUT_MS  # noqa: E402
 from fakehub import FakeHub  # noqa: E402
 from test_styleclip import TINY, _mapper_checkpoint  # noqa: E402
 
@@ -53,15 +53,6 @@ def wait_image(page, label: str) -> str:
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img.element_handle(),
                            timeout=TIMEOUT_MS)
     return img.get_attribute("src")
-
-
-PIXELS = """img => {
-  const c = document.createElement('canvas');
-  c.width = img.naturalWidth; c.height = img.naturalHeight;
-  const g = c.getContext('2d');
-  g.drawImage(img, 0, 0);
-  return Array.from(g.getImageData(0, 0, c.width, c.height).data);
-}"""
 
 
 def test_global_direction_in_the_browser(page, app, tmp_path):

@@ -1,22 +1,21 @@
 """Legacy TF pickles and rosinality / pSp `.pt` files load into the official StyleGAN2 network exactly."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
-
 from conftest import parity_case, relative_error
 from name_seeded import name_seeded
+from writers.hostile import SystemGadget
+from writers.rosinality import write_rosinality_pt
+from writers.tf_pickle import write_tf_pickle
+
 from stylecore.formats.errors import CheckpointError, UnsafeCheckpointError
 from stylecore.formats.rosinality import parse_torch_checkpoint
 from stylecore.formats.safe_pickle import safe_load_pickle
 from stylecore.formats.tf_pickle import parse_tf_pickle
 from stylecore.loader import load_generator
 from stylecore.networks import build_generator
-from writers.rosinality import write_rosinality_pt
-from writers.tf_pickle import write_tf_pickle
 
 PARITY_TOL = 1e-4
 ROUND_TRIP_TOL = 1e-6
@@ -198,18 +197,10 @@ def test_rosinality_unknown_layout(tmp_path):
         parse_torch_checkpoint(path)
 
 
-class _Gadget:
-    def __init__(self, marker: str):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_unsafe_global_in_pt_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
-    torch.save({"g_ema": {"style.1.weight": _Gadget(str(marker))}, "latent_avg": torch.zeros(4)}, path)
+    torch.save({"g_ema": {"style.1.weight": SystemGadget(marker)}, "latent_avg": torch.zeros(4)}, path)
     with pytest.raises(UnsafeCheckpointError) as err:
         load_generator(path)
     assert str(path) in str(err.value) and "system" in err.value.global_name

@@ -234,3 +234,13 @@ SIZE_LIES: dict[str, Callable[[Any], None]] = {
     "huge_blob": write_huge_blob,
     "overflowing_size": write_overflowing_size,
 }
+
+
+class SystemGadget:
+    """An object whose unpickling would run `touch marker` through os.system (for torch.save files)."""
+
+    def __init__(self, marker: Any):
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.marker}",))

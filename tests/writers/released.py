@@ -4,30 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from stylecore.networks import build_generator
-from tests.writers.official_pickle import SG3_STYLEGAN2_SRC, SG3_STYLEGAN3_SRC, ADA_NETWORKS_SRC, write_official_pickle
+from stylecore.released import ARCHITECTURE, random_released_generator, released_kwargs
+from tests.writers.official_pickle import (
+    ADA_NETWORKS_SRC,
+    SG3_STYLEGAN2_SRC,
+    SG3_STYLEGAN3_SRC,
+    write_official_pickle,
+)
 from tests.writers.rosinality import write_rosinality_pt
 from tests.writers.tf_pickle import write_tf_pickle
 
-CONFIGS = {
-    "sg2": lambda res: dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3,
-                            mapping_kwargs={"num_layers": 8}, channel_base=32768 if res >= 512 else 16384,
-                            channel_max=512, num_fp16_res=4, conv_clamp=256),
-    "sg3t": lambda res: dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3,
-                             mapping_kwargs={"num_layers": 2}, channel_base=32768 if res >= 512 else 16384,
-                             channel_max=512, magnitude_ema_beta=0.999),
-    "sg3r": lambda res: dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3,
-                             mapping_kwargs={"num_layers": 2}, channel_base=65536 if res >= 512 else 32768,
-                             channel_max=1024, conv_kernel=1, use_radial_filters=True, magnitude_ema_beta=0.999),
-}
-
 
 def write_released(path: str, arch: str, res: int, fmt: str, seed: int = 0) -> None:
-    torch.manual_seed(seed)
-    kwargs = CONFIGS[arch](res)
-    G = build_generator("stylegan3" if arch.startswith("sg3") else "stylegan2", kwargs)
+    kwargs = released_kwargs(arch, res)
+    G = random_released_generator(arch, res, seed=seed)
     if fmt in ("ada", "sg3"):
         src = {"ada": ADA_NETWORKS_SRC, "sg3": SG3_STYLEGAN3_SRC if arch.startswith("sg3") else SG3_STYLEGAN2_SRC}[fmt]
         write_official_pickle(path, G, kwargs, flavour=fmt, module_src=src)
@@ -41,7 +31,7 @@ def write_released(path: str, arch: str, res: int, fmt: str, seed: int = 0) -> N
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--arch", choices=sorted(CONFIGS), default="sg2")
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURE), default="sg2")
     parser.add_argument("--res", type=int, default=1024)
     parser.add_argument("--format", choices=["ada", "sg3", "tf", "rosinality"], default="ada")
     parser.add_argument("out")
