@@ -155,6 +155,44 @@ def cmd_bench_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _impl_list(text: str) -> list[str]:
+    from stylecore.ops.impl import IMPLS
+
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [n for n in names if n not in IMPLS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown implementation(s) {bad or text!r}; choose from {', '.join(IMPLS)}")
+    return names
+
+
+def cmd_bench_generator(args: argparse.Namespace) -> int:
+    """Latency, img/s, peak memory and error of each ops implementation on a released-size generator."""
+    import torch
+
+    from stylecore.bench_generator import bench_generator, format_table
+    from stylecore.engine import resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    precision = args.precision or ("fp16" if device.type == "cuda" else "fp32")
+    repeat = args.repeat or (20 if device.type == "cuda" else 3)
+    rows = bench_generator(args.arch, args.res, args.batch, device, args.impl, precision, repeat)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    print(format_table(rows, f"{name}, torch {torch.__version__}"))
+    return 0
+
+
 def cmd_bench_video(args: argparse.Namespace) -> int:
     """Frames per second of video generation with a random-weight StyleGAN3-T of released size."""
     from stylecore.bench_video import bench_video
@@ -413,7 +451,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.set_defaults(func=cmd_convert)
 
-    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
+    bench_parser = sub.add_parser(
+        "bench", help="benchmarks; without a sub-command: generator speed per ops implementation",
+        description="Without a sub-command: time a released-size generator (random weights) with each ops "
+                    "implementation and print latency, img/s, peak memory and the error against the reference ops.")
+    bench_parser.add_argument("--arch", default="sg3t", choices=["sg2", "sg3t", "sg3r"])
+    bench_parser.add_argument("--res", type=int, default=256, choices=[256, 512, 1024])
+    bench_parser.add_argument("--batch", type=_int_list, default=[1], help="comma list of batch sizes, e.g. 1,16")
+    bench_parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    bench_parser.add_argument("--impl", type=_impl_list, default=["ref", "auto"],
+                              help="comma list of ref, fast, auto (default ref,auto)")
+    bench_parser.add_argument("--precision", default=None, choices=["fp16", "fp32", "bf16"],
+                              help="fp16: the released fp16 layers (GPU default); fp32 (CPU default); "
+                                   "bf16: autocast")
+    bench_parser.add_argument("--repeat", type=int, default=0, help="timed calls per row (0: 20 on GPU, 3 on CPU)")
+    bench_parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    bench_parser.set_defaults(func=cmd_bench_generator)
+    bench = bench_parser.add_subparsers(dest="bench")
     p = bench.add_parser("load", help="first load vs cached load of a checkpoint")
     p.add_argument("path")
     p.add_argument("--repeat", type=int, default=3)

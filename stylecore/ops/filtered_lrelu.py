@@ -1,7 +1,7 @@
 """Bias, upsample, leaky ReLU, clamp, downsample: the nonlinearity of the alias-free layers.
 
-One entry point (`filtered_lrelu`) so a fused kernel can be dispatched from here later; this is
-the reference order of the official op, in plain torch, built from `bias_act` and `upfirdn2d`.
+One entry point (`filtered_lrelu`): the reference order of the official op in plain torch, built
+from `bias_act` and `upfirdn2d`, with the sliced polyphase path of filtered_lrelu_cpu.py on the CPU.
 """
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Optional, Sequence, Union
 import torch
 
 from stylecore.ops.bias_act import bias_act
+from stylecore.ops.filtered_lrelu_cpu import filtered_lrelu_sliced
+from stylecore.ops.impl import fast_cpu
 from stylecore.ops.upfirdn2d import upfirdn2d
 
 IntOrSeq = Union[int, Sequence[int]]
@@ -48,9 +50,11 @@ def filtered_lrelu(
     down = int(down)
     if up < 1 or down < 1:
         raise ValueError(f"up and down must be positive integers, got up={up}, down={down}")
+    if b is not None and (b.ndim != 1 or b.shape[0] != x.shape[1]):
+        raise ValueError(f"bias must have shape [{x.shape[1]}], got {tuple(b.shape)}")
+    if gain > 0 and fast_cpu(x):
+        return filtered_lrelu_sliced(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
     if b is not None:
-        if b.ndim != 1 or b.shape[0] != x.shape[1]:
-            raise ValueError(f"bias must have shape [{x.shape[1]}], got {tuple(b.shape)}")
         x = bias_act(x, b.to(x.dtype))
     x = upfirdn2d(x, fu, up=up, padding=padding, flip_filter=flip_filter, gain=up ** 2)
     x = bias_act(x, act="lrelu", alpha=slope, gain=gain, clamp=clamp)

@@ -2,7 +2,8 @@
 
 The reference semantics of the official op: zero-insertion upsampling, zero padding (negative
 values crop), true convolution with the FIR filter, then keeping every `down`-th sample.
-Separable 1-D filters run as two 1-D passes, which is also the fast CPU path.
+Separable 1-D filters run as two 1-D passes. On the CPU, separable filters (1-D, or 2-D of rank
+one) of 8 taps or more take the block-banded polyphase path of `banded.py` unless the reference ops are forced.
 """
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stylecore.ops.banded import separable_factors, upfirdn2d_banded
+from stylecore.ops.impl import fast_cpu
+
 IntOrPair = Union[int, Sequence[int]]
+
+# Shorter filters (StyleGAN2's 4 taps) are as fast as a depthwise convolution already.
+MIN_BANDED_TAPS = 8
 
 
 def _pair(v: IntOrPair) -> tuple[int, int]:
@@ -80,6 +87,10 @@ def upfirdn2d(
     upx, upy = _pair(up)
     downx, downy = _pair(down)
     px0, px1, py0, py1 = parse_padding(padding)
+    if f is not None and max(filter_size(f)) >= MIN_BANDED_TAPS and fast_cpu(x):
+        kernels = correlation_kernels(f.to(x.dtype), flip_filter, gain)
+        if kernels is not None:
+            return upfirdn2d_banded(x, *kernels, (upx, upy), (downx, downy), (px0, px1, py0, py1))
     n, c, h, w = x.shape
 
     # Zero-insertion upsampling.
@@ -112,6 +123,26 @@ def upfirdn2d(
     if downx > 1 or downy > 1:
         x = x[:, :, ::downy, ::downx]
     return x
+
+
+def correlation_kernels(f: torch.Tensor, flip_filter: bool, gain: float
+                        ) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+    """The 1-D correlation kernels (along W, along H) of a separable filter, gain included.
+
+    None when the 2-D filter is not separable. upfirdn2d convolves, so the kernels are the filter
+    flipped, unless `flip_filter` asks for correlation.
+    """
+    if f.ndim == 1:
+        g = f if flip_filter else f.flip(0)
+        g = g * gain ** 0.5
+        return g, g
+    factors = separable_factors(f)
+    if factors is None:
+        return None
+    column, row = factors
+    if not flip_filter:
+        column, row = column.flip(0), row.flip(0)
+    return row * gain, column
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2, padding: IntOrPair = 0,

@@ -1,0 +1,147 @@
+"""Generator speed with each ops implementation: `python -m stylecore bench --arch ... --impl ...`.
+
+A released-size network with random weights (the speed does not depend on the weights) runs the
+same W codes with every requested implementation; each row gives the latency of one synthesis
+call, images per second, the peak memory of the call and the largest deviation of its output from
+the reference ops' output on the same inputs (relative to the reference's largest magnitude).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from stylecore.ops.impl import use_impl
+from stylecore.released import random_released_generator
+
+PRECISIONS = ("fp16", "fp32", "bf16")
+
+
+@dataclass
+class BenchRow:
+    arch: str
+    res: int
+    batch: int
+    impl: str
+    precision: str
+    latency_ms: float
+    images_per_second: float
+    peak_bytes: int
+    max_rel_err: Optional[float]  # None for the reference itself
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PeakMemory:
+    """Peak memory of a block: CUDA allocator peak, or the process's peak RSS (VmHWM) on the CPU."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            _reset_rss_peak()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self.peak = _rss_peak()
+
+
+def _reset_rss_peak() -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    except OSError:
+        pass  # not Linux, or not allowed: the peak then covers the whole process
+
+
+def _rss_peak() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def synthesize(G: torch.nn.Module, ws: torch.Tensor, precision: str) -> torch.Tensor:
+    """One synthesis call in `precision`: fp16 layers as released, fp32 throughout, or CPU bf16."""
+    if precision == "bf16":
+        with torch.autocast(ws.device.type, dtype=torch.bfloat16):
+            return G.synthesis(ws, noise_mode="const", force_fp32=True).float()
+    return G.synthesis(ws, noise_mode="const", force_fp32=precision == "fp32").float()
+
+
+def time_calls(G: torch.nn.Module, ws: torch.Tensor, precision: str, repeat: int) -> tuple[float, int]:
+    """(median seconds per call, peak memory bytes) after one warm-up call."""
+    device = ws.device
+    with torch.no_grad():
+        synthesize(G, ws, precision)  # warm-up: kernel choice, filter set-up, allocator growth
+        _sync(device)
+        seconds = []
+        with PeakMemory(device) as peak:
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                synthesize(G, ws, precision)
+                _sync(device)
+                seconds.append(time.perf_counter() - t0)
+    return statistics.median(seconds), peak.peak
+
+
+def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((out - ref).abs().max() / ref.abs().max().clamp_min(1e-12)).item()
+
+
+def bench_generator(arch: str, res: int, batches: Sequence[int], device: torch.device, impls: Sequence[str],
+                    precision: str, repeat: int, seed: int = 0) -> list[BenchRow]:
+    """Time `impls` on a released `arch` generator at `res` px for every batch size."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    G = random_released_generator(arch, res, device, seed=seed)
+    rows = []
+    for batch in batches:
+        gen = torch.Generator().manual_seed(seed + batch)
+        z = torch.randn([batch, G.z_dim], generator=gen).to(device)
+        with torch.no_grad():
+            ws = G.mapping(z, None)
+            with use_impl("ref"):
+                reference = synthesize(G, ws, precision)
+        for impl in impls:
+            with use_impl(impl):
+                with torch.no_grad():
+                    out = synthesize(G, ws, precision)
+                seconds, peak = time_calls(G, ws, precision, repeat)
+            err = None if impl == "ref" else relative_error(out, reference)
+            rows.append(BenchRow(arch, res, batch, impl, precision, seconds * 1000, batch / seconds, peak, err))
+            del out
+        del reference
+    return rows
+
+
+def format_table(rows: Sequence[BenchRow], device_name: str) -> str:
+    """The rows as an aligned text table with a speed-up column against `ref` of the same batch."""
+    ref_latency = {r.batch: r.latency_ms for r in rows if r.impl == "ref"}
+    lines = [f"device: {device_name}",
+             f"{'network':<14}{'batch':>6} {'impl':<5}{'precision':>10}{'latency ms':>12}{'img/s':>10}"
+             f"{'peak MiB':>10}{'vs ref':>8}{'max rel err':>13}"]
+    for r in rows:
+        speedup = f"{ref_latency[r.batch] / r.latency_ms:.2f}x" if r.batch in ref_latency else "-"
+        err = "-" if r.max_rel_err is None else f"{r.max_rel_err:.2e}"
+        lines.append(f"{r.arch + '-' + str(r.res):<14}{r.batch:>6} {r.impl:<5}{r.precision:>10}"
+                     f"{r.latency_ms:>12.1f}{r.images_per_second:>10.2f}{r.peak_bytes / 2 ** 20:>10.0f}"
+                     f"{speedup:>8}{err:>13}")
+    return "\n".join(lines)

@@ -1,0 +1,169 @@
+"""The fast CPU paths of the ops against the reference ops: random shapes, up/down factors, filter
+sizes, paddings, dtypes and gradients (the inversion tabs differentiate through them)."""
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import stylecore.ops.filtered_lrelu_cpu as filtered_lrelu_cpu
+from stylecore.ops.banded import separable_factors
+from stylecore.ops.bias_act import bias_act
+from stylecore.ops.filtered_lrelu import filtered_lrelu
+from stylecore.ops.impl import current_impl, use_impl
+from stylecore.ops.upfirdn2d import upfirdn2d
+
+TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5, torch.bfloat16: 3e-2}
+
+
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((out.double() - ref.double()).abs().max() / ref.double().abs().max().clamp_min(1e-30)).item()
+
+
+def random_filter(rng: random.Random, kind: str) -> torch.Tensor:
+    taps = rng.randint(8, 24)
+    if kind == "1d":
+        return torch.randn(taps)
+    if kind == "separable":
+        return torch.randn(taps)[:, None] * torch.randn(rng.randint(8, 24))[None]
+    return torch.randn(taps, rng.randint(8, 24))
+
+
+def upfirdn2d_cases(count: int, seed: int):
+    rng = random.Random(seed)
+    cases = []
+    while len(cases) < count:
+        up = (rng.randint(1, 4), rng.randint(1, 4))
+        down = (rng.randint(1, 4), rng.randint(1, 4))
+        f = random_filter(rng, rng.choice(["1d", "separable", "2d"]))
+        x = torch.randn(rng.randint(1, 3), rng.randint(1, 5), rng.randint(4, 40), rng.randint(4, 40))
+        pad = [rng.randint(-6, 14) for _ in range(4)]
+        h = x.shape[2] * up[1] + pad[2] + pad[3] - f.shape[0] + 1
+        w = x.shape[3] * up[0] + pad[0] + pad[1] - f.shape[-1] + 1
+        if h >= 1 and w >= 1:
+            cases.append((x, f, up, down, pad, rng.random() < 0.5, rng.choice([1.0, 4.0, 0.5])))
+    return cases
+
+
+def test_default_impl_is_auto_and_bad_env_is_refused(monkeypatch):
+    monkeypatch.delenv("STYLECORE_OPS", raising=False)
+    assert current_impl() == "auto"
+    monkeypatch.setenv("STYLECORE_OPS", "turbo")
+    with pytest.raises(ValueError, match="STYLECORE_OPS='turbo'"):
+        current_impl()
+    with pytest.raises(ValueError, match="unknown ops implementation"):
+        with use_impl("turbo"):
+            pass
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_upfirdn2d_fast_matches_reference(dtype):
+    for x, f, up, down, pad, flip, gain in upfirdn2d_cases(60, seed=int(str(dtype)[-2:])):
+        x = x.to(dtype)
+        with use_impl("ref"):
+            ref = upfirdn2d(x, f, up, down, pad, flip, gain)
+        with use_impl("fast"):
+            out = upfirdn2d(x, f, up, down, pad, flip, gain)
+        assert out.shape == ref.shape and out.dtype == ref.dtype
+        assert rel_err(out, ref) < TOLERANCE[dtype], (tuple(x.shape), tuple(f.shape), up, down, pad, flip, gain)
+
+
+def test_upfirdn2d_fast_gradients_match_reference():
+    for x, f, up, down, pad, flip, gain in upfirdn2d_cases(12, seed=7):
+        grads = []
+        for impl in ("ref", "fast"):
+            xi = x.double().requires_grad_(True)
+            with use_impl(impl):
+                y = upfirdn2d(xi, f.double(), up, down, pad, flip, gain)
+            weights = torch.linspace(-1, 1, y.numel(), dtype=torch.float64).reshape(y.shape)
+            grads.append(torch.autograd.grad((y * weights).sum(), xi)[0])
+        assert rel_err(grads[1], grads[0]) < 1e-12
+
+
+def test_separable_factors_split_rank_one_filters_only():
+    col, row = torch.randn(12, dtype=torch.float64), torch.randn(7, dtype=torch.float64)
+    a, b = separable_factors(col[:, None] * row[None])
+    assert torch.allclose(a[:, None] * b[None], col[:, None] * row[None], atol=1e-12)
+    assert separable_factors(torch.randn(6, 6, dtype=torch.float64)) is None
+
+
+def sg3_like_cases(seed: int):
+    """filtered_lrelu calls shaped like StyleGAN3's layers: up 1/2/4, down 1/2/4, 1-D or radial 2-D fd."""
+    rng = random.Random(seed)
+    cases = []
+    for up, down, radial in [(2, 2, False), (4, 2, False), (2, 4, False), (1, 1, False), (2, 2, True), (4, 4, True)]:
+        fu = torch.randn(6 * up) if up > 1 else None
+        fd = torch.randn(6 * down) if down > 1 else None
+        if radial and fd is not None:
+            fd = torch.randn(6 * down, 6 * down)
+        size = rng.randint(18, 28)  # large enough for the 24-tap filters after any cropping below
+        pad = [rng.randint(-2, 10) for _ in range(4)]
+        x = torch.randn(2, rng.randint(3, 9), size, size)
+        b = torch.randn(x.shape[1])
+        slope, gain = (1.0, 1.0) if up == down == 1 else (0.2, 2 ** 0.5)
+        cases.append((x, fu, fd, b, up, down, pad, gain, slope, rng.choice([None, 0.5]), rng.random() < 0.5))
+    return cases
+
+
+@pytest.mark.parametrize("slice_bytes", [1 << 12, 4 << 20])
+def test_filtered_lrelu_fast_matches_reference(monkeypatch, slice_bytes):
+    monkeypatch.setattr(filtered_lrelu_cpu, "SLICE_BYTES", slice_bytes)  # a tiny budget: many slices
+    for x, fu, fd, b, up, down, pad, gain, slope, clamp, flip in sg3_like_cases(seed=slice_bytes):
+        kwargs = dict(fu=fu, fd=fd, b=b, up=up, down=down, padding=pad, gain=gain, slope=slope, clamp=clamp,
+                      flip_filter=flip)
+        before = x.clone()
+        with use_impl("ref"):
+            ref = filtered_lrelu(x, **kwargs)
+        with use_impl("fast"):
+            out = filtered_lrelu(x, **kwargs)
+        assert torch.equal(x, before), "the fast path changed its input"
+        assert out.shape == ref.shape
+        assert rel_err(out, ref) < 1e-5, (up, down, tuple(x.shape), pad, clamp)
+
+
+def test_filtered_lrelu_fast_gradients_match_reference(monkeypatch):
+    monkeypatch.setattr(filtered_lrelu_cpu, "SLICE_BYTES", 1 << 12)
+    for x, fu, fd, b, up, down, pad, gain, slope, clamp, flip in sg3_like_cases(seed=3):
+        grads = []
+        for impl in ("ref", "fast"):
+            xi = x.double().requires_grad_(True)
+            bi = b.double().requires_grad_(True)
+            with use_impl(impl):
+                y = filtered_lrelu(xi, None if fu is None else fu.double(), None if fd is None else fd.double(),
+                                   bi, up, down, pad, gain, slope, clamp, flip)
+            weights = torch.linspace(-1, 1, y.numel(), dtype=torch.float64).reshape(y.shape)
+            grads.append(torch.autograd.grad((y * weights).sum(), [xi, bi]))
+        for fast, ref in zip(grads[1], grads[0]):
+            assert rel_err(fast, ref) < 1e-10
+
+
+@pytest.mark.parametrize("act", ["linear", "relu", "lrelu", "tanh", "swish"])
+def test_bias_act_in_place_epilogue_matches_reference(act):
+    x = torch.randn(2, 5, 7, 7)
+    b = torch.randn(5)
+    before = x.clone()
+    with use_impl("ref"):
+        ref = bias_act(x, b, act=act, gain=1.7, clamp=0.9)
+    with use_impl("fast"), torch.no_grad():
+        out = bias_act(x, b, act=act, gain=1.7, clamp=0.9)
+    assert torch.equal(x, before)
+    assert rel_err(out, ref) < 1e-6
+
+
+def test_bench_command_prints_a_table_with_small_errors():
+    """`python -m stylecore bench` on the cheapest released network: every impl's row and its error."""
+    cmd = [sys.executable, "-m", "stylecore", "bench", "--arch", "sg2", "--res", "256", "--batch", "1,2",
+           "--device", "cpu", "--impl", "ref,fast,auto", "--repeat", "1"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith("sg2-256")]
+    assert [(r[1], r[2]) for r in rows] == [(b, i) for b in ("1", "2") for i in ("ref", "fast", "auto")]
+    for r in rows:
+        assert float(r[4]) > 0 and float(r[5]) > 0  # latency ms, img/s
+        if r[2] != "ref":
+            assert float(r[-1]) < 1e-3
+    bad = subprocess.run(cmd[:-4] + ["--impl", "turbo"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "unknown implementation" in bad.stderr
