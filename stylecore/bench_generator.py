@@ -7,6 +7,7 @@ the reference ops' output on the same inputs (relative to the reference's larges
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -79,10 +80,15 @@ def _rss_peak() -> int:
 
 
 def synthesize(G: torch.nn.Module, ws: torch.Tensor, precision: str) -> torch.Tensor:
-    """One synthesis call in `precision`: fp16 layers as released, fp32 throughout, or CPU bf16."""
+    """One synthesis call: the released fp16 layers in fp16 (GPU) or bfloat16 (CPU), or fp32 throughout."""
+    if precision == "bf16" and ws.device.type == "cpu":
+        os.environ["STYLECORE_CPU_BF16"] = "1"  # the user-facing CPU mode (networks.layers.reduced_precision)
+        try:
+            return G.synthesis(ws, noise_mode="const", force_fp32=False).float()
+        finally:
+            del os.environ["STYLECORE_CPU_BF16"]
     if precision == "bf16":
-        with torch.autocast(ws.device.type, dtype=torch.bfloat16):
-            return G.synthesis(ws, noise_mode="const", force_fp32=True).float()
+        raise ValueError("bf16 is the CPU mode; on a GPU the released fp16 layers run in fp16 (--precision fp16)")
     return G.synthesis(ws, noise_mode="const", force_fp32=precision == "fp32").float()
 
 
@@ -118,8 +124,8 @@ def bench_generator(arch: str, res: int, batches: Sequence[int], device: torch.d
         z = torch.randn([batch, G.z_dim], generator=gen).to(device)
         with torch.no_grad():
             ws = G.mapping(z, None)
-            with use_impl("ref"):
-                reference = synthesize(G, ws, precision)
+            with use_impl("ref"):  # bf16 is an approximation: its error is stated against exact fp32
+                reference = synthesize(G, ws, "fp32" if precision == "bf16" else precision)
         for impl in impls:
             with use_impl(impl):
                 with torch.no_grad():

@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from stylecore.networks.layers import FullyConnectedLayer, MappedGenerator
+from stylecore.networks.layers import FullyConnectedLayer, MappedGenerator, reduced_precision
 from stylecore.ops.bias_act import ACTIVATIONS, bias_act
 from stylecore.ops.conv2d_resample import conv2d_resample
 from stylecore.ops.upfirdn2d import setup_filter, upsample2d
@@ -258,7 +258,8 @@ class SynthesisBlock(torch.nn.Module):
                 noise_mode: str = "random") -> tuple[torch.Tensor, torch.Tensor]:
         w_iter = iter(ws.unbind(dim=1))
         device = ws.device
-        dtype = torch.float16 if self.use_fp16 and not force_fp32 and device.type == "cuda" else torch.float32
+        low = reduced_precision(device)
+        dtype = low if self.use_fp16 and not force_fp32 and low is not None else torch.float32
         if fused_modconv is None:
             fused_modconv = self.fused_modconv_default
             if fused_modconv == "inference_only":

@@ -9,7 +9,7 @@ load with `strict=True`. Beyond the official behaviour:
 * `forward` copies nothing from the host and never synchronises: the sampling grid of the
   input layer is a non-persistent buffer (`synthesis.input.grid`), recomputed by
   `init_constants()` and after every `load_state_dict`, so graphs can be captured.
-* fp16 is used only on CUDA (`use_fp16 and not force_fp32 and x.is_cuda`).
+* fp16 layers run in float16 on CUDA, in bfloat16 on the CPU with STYLECORE_CPU_BF16=1, else float32.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from stylecore.networks.filters import design_lowpass_filter
-from stylecore.networks.layers import FullyConnectedLayer, MappedGenerator
+from stylecore.networks.layers import FullyConnectedLayer, MappedGenerator, reduced_precision
 from stylecore.ops.filtered_lrelu import filtered_lrelu
 
 __all__ = ["SynthesisInput", "SynthesisLayer", "SynthesisNetwork", "Generator", "modulated_conv2d"]
@@ -257,8 +257,8 @@ class SynthesisLayer(torch.nn.Module):
         if self.is_torgb:
             styles = styles * (1 / math.sqrt(self.in_channels * (self.conv_kernel ** 2)))
 
-        use_fp16 = self.use_fp16 and not force_fp32 and x.device.type == "cuda"
-        dtype = torch.float16 if use_fp16 else torch.float32
+        low = reduced_precision(x.device)
+        dtype = low if self.use_fp16 and not force_fp32 and low is not None else torch.float32
         x = modulated_conv2d(x.to(dtype), self.weight, styles, demodulate=not self.is_torgb,
                              padding=self.conv_kernel - 1, input_gain=input_gain)
 
