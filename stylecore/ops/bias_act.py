@@ -1,7 +1,7 @@
 """Bias + activation + gain + clamp, the epilogue of every StyleGAN layer.
 
-One entry point (`bias_act`); on the CPU the epilogue after the bias runs in place when no
-gradient is needed.
+One entry point (`bias_act`): the CUDA kernel of kernels/ where it is usable; on the CPU the
+epilogue after the bias runs in place when no gradient is needed.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from stylecore.ops.cuda_kernels import cuda_kernel_ops
 from stylecore.ops.impl import fast_cpu
 
 
@@ -46,6 +47,11 @@ def bias_act(
 ) -> torch.Tensor:
     """Return clamp(act(x + b) * gain); `b` is broadcast along `dim`."""
     spec = ACTIVATIONS[act]
+    kernel_ops = cuda_kernel_ops(x)
+    if kernel_ops is not None:
+        y = kernel_ops.bias_act(x, b, dim, act, alpha, gain, clamp)
+        if y is not None:
+            return y
     alpha = spec.def_alpha if alpha is None else float(alpha)
     gain = spec.def_gain if gain is None else float(gain)
     if b is not None:

@@ -1,7 +1,8 @@
 """Bias, upsample, leaky ReLU, clamp, downsample: the nonlinearity of the alias-free layers.
 
 One entry point (`filtered_lrelu`): the reference order of the official op in plain torch, built
-from `bias_act` and `upfirdn2d`, with the sliced polyphase path of filtered_lrelu_cpu.py on the CPU.
+from `bias_act` and `upfirdn2d`; the fused CUDA kernel of kernels/ where it is usable (forward
+only), the sliced polyphase path of filtered_lrelu_cpu.py on the CPU.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from stylecore.ops.bias_act import bias_act
+from stylecore.ops.cuda_kernels import cuda_kernel_ops
 from stylecore.ops.filtered_lrelu_cpu import filtered_lrelu_sliced
 from stylecore.ops.impl import fast_cpu
 from stylecore.ops.upfirdn2d import upfirdn2d
@@ -52,6 +54,11 @@ def filtered_lrelu(
         raise ValueError(f"up and down must be positive integers, got up={up}, down={down}")
     if b is not None and (b.ndim != 1 or b.shape[0] != x.shape[1]):
         raise ValueError(f"bias must have shape [{x.shape[1]}], got {tuple(b.shape)}")
+    kernel_ops = cuda_kernel_ops(x)
+    if kernel_ops is not None:
+        y = kernel_ops.filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
+        if y is not None:
+            return y
     if gain > 0 and fast_cpu(x):
         return filtered_lrelu_sliced(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
     if b is not None:

@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from typing import Iterator
 
 import torch
 
 IMPLS = ("ref", "fast", "auto")
 
-_override: list[str] = []
+_local = threading.local()  # per thread: a benchmark's or a self-check's choice stays its own
+
+
+def _overrides() -> list[str]:
+    if not hasattr(_local, "stack"):
+        _local.stack = []
+    return _local.stack
 
 
 def current_impl() -> str:
-    """The implementation in force: the innermost `use_impl`, else STYLECORE_OPS, else auto."""
-    if _override:
-        return _override[-1]
+    """The implementation in force: this thread's innermost `use_impl`, else STYLECORE_OPS, else auto."""
+    if _overrides():
+        return _overrides()[-1]
     name = os.environ.get("STYLECORE_OPS", "auto").strip().lower() or "auto"
     if name not in IMPLS:
         raise ValueError(f"STYLECORE_OPS={name!r} is not one of {', '.join(IMPLS)}")
@@ -33,11 +40,11 @@ def use_impl(name: str) -> Iterator[None]:
     """Run a block with the ops implementation `name` ('ref', 'fast' or 'auto')."""
     if name not in IMPLS:
         raise ValueError(f"unknown ops implementation {name!r}; choose one of {', '.join(IMPLS)}")
-    _override.append(name)
+    _overrides().append(name)
     try:
         yield
     finally:
-        _override.pop()
+        _overrides().pop()
 
 
 def fast_cpu(x: torch.Tensor) -> bool:

@@ -3,7 +3,8 @@
 The reference semantics of the official op: zero-insertion upsampling, zero padding (negative
 values crop), true convolution with the FIR filter, then keeping every `down`-th sample.
 Separable 1-D filters run as two 1-D passes. On the CPU, separable filters (1-D, or 2-D of rank
-one) of 8 taps or more take the block-banded polyphase path of `banded.py` unless the reference ops are forced.
+one) of 8 taps or more take the block-banded polyphase path of `banded.py`, and CUDA tensors the
+kernel of kernels/ (see cuda_kernels.py), unless the reference ops are forced.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from stylecore.ops.banded import separable_factors, upfirdn2d_banded
+from stylecore.ops.cuda_kernels import cuda_kernel_ops
 from stylecore.ops.impl import fast_cpu
 
 IntOrPair = Union[int, Sequence[int]]
@@ -87,6 +89,11 @@ def upfirdn2d(
     upx, upy = _pair(up)
     downx, downy = _pair(down)
     px0, px1, py0, py1 = parse_padding(padding)
+    kernel_ops = cuda_kernel_ops(x)
+    if kernel_ops is not None:
+        y = kernel_ops.upfirdn2d(x, f, up, down, padding, flip_filter, gain)
+        if y is not None:
+            return y
     if f is not None and max(filter_size(f)) >= MIN_BANDED_TAPS and fast_cpu(x):
         kernels = correlation_kernels(f.to(x.dtype), flip_filter, gain)
         if kernels is not None:

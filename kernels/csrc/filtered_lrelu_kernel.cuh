@@ -1,0 +1,107 @@
+// filtered_lrelu fused in one kernel (kernel code only, no ATen): per tile of outputs, the block
+// stages the biased source samples, computes the upsampled, activated intermediate samples the tile
+// needs in shared memory, then filters and decimates them. Nothing intermediate goes to global memory.
+#pragma once
+
+#include "geometry.cuh"
+
+namespace stylecore {
+
+struct FilteredLreluParams {
+  int planes, channels, in_h, in_w, out_h, out_w;  // planes = N * C
+  Axis uy, ux;  // upsampling pass: up, down 1, padding, fu taps
+  Axis dy, dx;  // downsampling pass: up 1, down, no padding, fd taps
+  bool flip_filter;
+  float up_gain;   // up * up, folded into the fu taps
+  float slope;     // leaky ReLU slope for negative inputs
+  float act_gain;  // applied after the leaky ReLU
+  float clamp;     // |value| limit after the gain; negative means none
+  Tile tile;
+};
+
+// Intermediate (upsampled) samples a tile of outputs reads: exact, since the down pass has up = 1.
+__host__ __device__ inline int filtered_lrelu_mid_h(const FilteredLreluParams& p, int tile_h) { return p.dy.max_source_count(tile_h); }
+__host__ __device__ inline int filtered_lrelu_mid_w(const FilteredLreluParams& p, int tile_w) { return p.dx.max_source_count(tile_w); }
+
+// Shared memory of one block: fu taps, fd taps, intermediate tile, source tile.
+inline size_t filtered_lrelu_shared_bytes(const FilteredLreluParams& p, int tile_h, int tile_w) {
+  const int mid_h = filtered_lrelu_mid_h(p, tile_h), mid_w = filtered_lrelu_mid_w(p, tile_w);
+  return sizeof(float) * ((size_t)p.uy.taps * p.ux.taps + (size_t)p.dy.taps * p.dx.taps + (size_t)mid_h * mid_w +
+                          (size_t)p.uy.max_source_count(mid_h) * p.ux.max_source_count(mid_w));
+}
+
+// The parameters of one call; out_h or out_w is 0 when the call has no output, tile.h is 0 when
+// the filters do not fit in shared memory.
+inline FilteredLreluParams filtered_lrelu_params(int planes, int channels, int in_h, int in_w, int fu_h, int fu_w,
+                                                 int fd_h, int fd_w, int up, int down, int pad_x0, int pad_x1,
+                                                 int pad_y0, int pad_y1, float gain, float slope, float clamp,
+                                                 bool flip_filter, size_t shared_limit = kSharedLimit) {
+  FilteredLreluParams p{};
+  p.planes = planes;
+  p.channels = channels;
+  p.in_h = in_h;
+  p.in_w = in_w;
+  p.uy = Axis{up, 1, pad_y0, fu_h};
+  p.ux = Axis{up, 1, pad_x0, fu_w};
+  p.dy = Axis{1, down, 0, fd_h};
+  p.dx = Axis{1, down, 0, fd_w};
+  const int mid_h = upfirdn_length(in_h, up, pad_y0, pad_y1, fu_h, 1);
+  const int mid_w = upfirdn_length(in_w, up, pad_x0, pad_x1, fu_w, 1);
+  p.out_h = mid_h > 0 ? upfirdn_length(mid_h, 1, 0, 0, fd_h, down) : 0;
+  p.out_w = mid_w > 0 ? upfirdn_length(mid_w, 1, 0, 0, fd_w, down) : 0;
+  p.flip_filter = flip_filter;
+  p.up_gain = static_cast<float>(up * up);
+  p.slope = slope;
+  p.act_gain = gain;
+  p.clamp = clamp;
+  p.tile = choose_tile(p.out_h, p.out_w, [&](int h, int w) { return filtered_lrelu_shared_bytes(p, h, w); }, shared_limit);
+  return p;
+}
+
+__device__ inline float leaky_gain_clamp(float v, const FilteredLreluParams& p) {
+  v = (v > 0.f ? v : v * p.slope) * p.act_gain;
+  if (p.clamp >= 0.f) v = v < -p.clamp ? -p.clamp : (v > p.clamp ? p.clamp : v);  // NaN stays NaN
+  return v;
+}
+
+template <typename scalar_t>
+__global__ void filtered_lrelu_kernel(scalar_t* out, const scalar_t* x, const float* bias, const float* fu,
+                                      const float* fd, FilteredLreluParams p) {
+  extern __shared__ float smem[];
+  const int fu_n = p.uy.taps * p.ux.taps, fd_n = p.dy.taps * p.dx.taps;
+  const int mid_h = filtered_lrelu_mid_h(p, p.tile.h), mid_w = filtered_lrelu_mid_w(p, p.tile.w);
+  float* taps_u = smem;
+  float* taps_d = taps_u + fu_n;
+  float* mid = taps_d + fd_n;
+  float* src = mid + mid_h * mid_w;
+  load_taps(taps_u, fu, fu_n, p.flip_filter, p.up_gain);
+  load_taps(taps_d, fd, fd_n, p.flip_filter, 1.f);
+
+  const int oy0 = blockIdx.y * p.tile.h, ox0 = blockIdx.x * p.tile.w;
+  const int my0 = p.dy.source_begin(oy0), mx0 = p.dx.source_begin(ox0);
+  const int sy0 = p.uy.source_begin(my0), sx0 = p.ux.source_begin(mx0);
+  const int src_h = p.uy.source_count(my0, mid_h), src_w = p.ux.source_count(mx0, mid_w);
+
+  for (int plane = blockIdx.z; plane < p.planes; plane += gridDim.z) {
+    __syncthreads();  // taps stored; the previous plane's tiles are no longer read
+    const float b = bias != nullptr ? bias[plane % p.channels] : 0.f;
+    load_tile(src, x + (int64_t)plane * p.in_h * p.in_w, p.in_h, p.in_w, sy0, sx0, src_h, src_w, b);
+    __syncthreads();
+    // Intermediate samples past the intermediate image only feed outputs past the output image.
+    for (int k = threadIdx.x; k < mid_h * mid_w; k += blockDim.x) {
+      const int my = my0 + k / mid_w, mx = mx0 + k % mid_w;
+      const float v = gather(src, src_w, sy0, sx0, taps_u, p.uy, p.ux, p.uy.first_read(my), p.ux.first_read(mx));
+      mid[k] = leaky_gain_clamp(v, p);
+    }
+    __syncthreads();
+    scalar_t* dst = out + (int64_t)plane * p.out_h * p.out_w;
+    for (int k = threadIdx.x; k < p.tile.h * p.tile.w; k += blockDim.x) {
+      const int oy = oy0 + k / p.tile.w, ox = ox0 + k % p.tile.w;
+      if (oy >= p.out_h || ox >= p.out_w) continue;
+      const float v = gather(mid, mid_w, my0, mx0, taps_d, p.dy, p.dx, p.dy.first_read(oy), p.dx.first_read(ox));
+      dst[(int64_t)oy * p.out_w + ox] = static_cast<scalar_t>(v);
+    }
+  }
+}
+
+}  // namespace stylecore
