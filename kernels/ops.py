@@ -8,19 +8,18 @@ stylecore, so stylecore.ops can import this module.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Optional, Union
+from typing import Optional
 
 import torch
 from torch.autograd.function import once_differentiable
 
 from kernels import settings
+from kernels.args import IntOrPair, filter_size, pair, parse_padding
 from kernels.build import load_extension
 from kernels.extensions import EXTENSIONS
-
-IntOrPair = Union[int, Sequence[int]]
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 SQRT2 = math.sqrt(2)
@@ -67,24 +66,6 @@ def _module(name: str, x: torch.Tensor, dtype: torch.dtype) -> Optional[ModuleTy
     return _modules[key]
 
 
-def _pair(value: IntOrPair) -> tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    a, b = value
-    return int(a), int(b)
-
-
-def _padding(padding: IntOrPair) -> tuple[int, int, int, int]:
-    """(x0, x1, y0, y1) from an int, (px, py) or (x0, x1, y0, y1), as stylecore.ops parses it."""
-    if isinstance(padding, int):
-        return padding, padding, padding, padding
-    if len(padding) == 2:
-        px, py = padding
-        return int(px), int(px), int(py), int(py)
-    x0, x1, y0, y1 = padding
-    return int(x0), int(x1), int(y0), int(y1)
-
-
 # --- upfirdn2d ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -108,15 +89,6 @@ class Resampling:
             n, m, k = in_size[axis], out_size[axis], taps[axis]
             pads += [k - 1 - p0, (n - 1) * self.up[axis] - m * self.down[axis] + p0 + 1]
         return Resampling(self.down, self.up, (pads[0], pads[1], pads[2], pads[3]), not self.flip_filter, self.gain)
-
-
-def filter_taps(f: Optional[torch.Tensor]) -> tuple[int, int]:
-    """(width, height) of a filter; None is the 1x1 identity."""
-    if f is None:
-        return 1, 1
-    if f.ndim == 1:
-        return f.shape[0], f.shape[0]
-    return f.shape[1], f.shape[0]
 
 
 def run_upfirdn2d(module: ModuleType, x: torch.Tensor, f: Optional[torch.Tensor], r: Resampling) -> torch.Tensor:
@@ -151,7 +123,7 @@ class _UpFirDn2d(torch.autograd.Function):
         in_size, out_size = ctx.sizes
         dx = None
         if ctx.needs_input_grad[0]:
-            dx = _UpFirDn2d.apply(dy, f, ctx.resampling.adjoint(in_size, out_size, filter_taps(f)))
+            dx = _UpFirDn2d.apply(dy, f, ctx.resampling.adjoint(in_size, out_size, filter_size(f)))
         return dx, None, None
 
 
@@ -171,7 +143,7 @@ def upfirdn2d(
         return None  # the kernel has no filter gradient
     if _module("upfirdn2d", x, x.dtype) is None:
         return None
-    r = Resampling(_pair(up), _pair(down), _padding(padding), bool(flip_filter), float(gain))
+    r = Resampling(pair(up), pair(down), parse_padding(padding), bool(flip_filter), float(gain))
     return _UpFirDn2d.apply(x, f, r)
 
 
@@ -278,7 +250,7 @@ def run_filtered_lrelu(module: ModuleType, x: torch.Tensor, fu: Optional[torch.T
                        b: Optional[torch.Tensor], up: int, down: int, padding: IntOrPair, gain: float, slope: float,
                        clamp: Optional[float], flip_filter: bool) -> torch.Tensor:
     """Forward filtered_lrelu through `module` (the compiled extension, or a stand-in with its signature)."""
-    px0, px1, py0, py1 = _padding(padding)
+    px0, px1, py0, py1 = parse_padding(padding)
     bias = None if b is None else b.to(device=x.device, dtype=x.dtype).to(torch.float32)  # rounded like the reference
     clamp = float(clamp) if clamp is not None and clamp >= 0 else -1.0
     return module.filtered_lrelu(x, _filter_2d(fu, x), _filter_2d(fd, x), bias, up, down, px0, px1, py0, py1,

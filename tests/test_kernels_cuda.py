@@ -25,6 +25,7 @@ from kernels.extensions import CSRC
 from stylecore.ops.bias_act import ACTIVATIONS
 from stylecore.ops.bias_act import bias_act as ref_bias_act
 from stylecore.ops.filtered_lrelu import filtered_lrelu as ref_filtered_lrelu
+from kernels.args import filter_size
 from stylecore.ops.upfirdn2d import upfirdn2d as ref_upfirdn2d
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -173,7 +174,7 @@ def test_adjoint_resampling_is_the_reference_gradient(case: UpfirdnCase):
     y = ref_upfirdn2d(x, f, **case.kwargs())
     dy = torch.randn_like(y)
     (want,) = torch.autograd.grad(y, x, dy)
-    taps = kops.filter_taps(f)
+    taps = filter_size(f)
     adj = case.resampling().adjoint((x.shape[3], x.shape[2]), (y.shape[3], y.shape[2]), taps)
     got = ref_upfirdn2d(dy, f, up=adj.up, down=adj.down, padding=list(adj.padding), flip_filter=adj.flip_filter,
                         gain=adj.gain)

@@ -8,46 +8,21 @@ kernel of kernels/ (see cuda_kernels.py), unless the reference ops are forced.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kernels.args import IntOrPair, filter_size, parse_padding
+from kernels.args import pair as _pair
 from stylecore.ops.banded import separable_factors, upfirdn2d_banded
 from stylecore.ops.cuda_kernels import cuda_kernel_ops
 from stylecore.ops.impl import fast_cpu
 
-IntOrPair = Union[int, Sequence[int]]
 
 # Shorter filters (StyleGAN2's 4 taps) are as fast as a depthwise convolution already.
 MIN_BANDED_TAPS = 8
-
-
-def _pair(v: IntOrPair) -> tuple[int, int]:
-    if isinstance(v, int):
-        return v, v
-    a, b = v
-    return int(a), int(b)
-
-
-def parse_padding(padding: IntOrPair) -> tuple[int, int, int, int]:
-    if isinstance(padding, int):
-        return padding, padding, padding, padding
-    if len(padding) == 2:
-        px, py = padding
-        return int(px), int(px), int(py), int(py)
-    x0, x1, y0, y1 = padding
-    return int(x0), int(x1), int(y0), int(y1)
-
-
-def filter_size(f: Optional[torch.Tensor]) -> tuple[int, int]:
-    """(width, height) of a filter; None means the 1x1 identity."""
-    if f is None:
-        return 1, 1
-    if f.ndim == 1:
-        return f.shape[0], f.shape[0]
-    return f.shape[-1], f.shape[-2]
 
 
 def setup_filter(
