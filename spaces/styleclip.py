@@ -33,7 +33,7 @@ from spaces.common import (
     save_png,
     user_errors,
 )
-from stylecore.clip import DEFAULT_CLIP, ENV_CLIP, ClipModel, load_clip
+from stylecore.clip import DEFAULT_CLIP, ENV_CLIP, ClipModel, clean_prompt, load_clip
 from stylecore.edit import assets
 from stylecore.edit import styleclip as sc
 from stylecore.engine import LoadedModel, ModelManager
@@ -154,6 +154,10 @@ def build(manager: ModelManager) -> None:
         """Edit the code by text; returns before, after, the strip, the PNG, the edited code (.npz), a status line."""
         stop = stops.get(request)
         stop.clear()
+        if method in ("Global direction", "Latent optimization"):  # before the model, CLIP and a relevance table
+            clean_prompt(target, "target text")
+            if method == "Global direction":
+                clean_prompt(neutral, "neutral text")
         model = manager.get(model_id or default, progress=progress_callback(progress))
         G = model.G
         if source == "inversion":

@@ -18,6 +18,7 @@ import torch
 
 from stylecore import hub
 from stylecore.demo import DEMO_KWARGS, build_demo_generator
+from stylecore.networks.layers import reduced_precision
 from stylecore.zoo import ModelCard, Zoo
 
 Progress = Optional[Callable[[float, str], None]]
@@ -78,7 +79,12 @@ class LoadedModel:
 
 class ModelManager:
     """Hands out loaded models by id, loading each at most once and evicting the least recently
-    used when the memory budget is exceeded."""
+    used when the memory budget is exceeded.
+
+    Under concurrent requests: the models kept (`used_bytes()`) never add up to more than the budget
+    whenever anyone looks, unless a single model is larger than it (then only that one is kept); a
+    model is never loaded by two threads at once. Not counted: loads in flight (at most one per
+    model) and evicted models that running requests still hold."""
 
     def __init__(self, zoo: Zoo, device: str = "auto", memory_budget: Optional[int] = None):
         self.zoo = zoo
@@ -110,7 +116,8 @@ class ModelManager:
                 return self._loaded[model_id]
         with self._model_lock(model_id):
             with self._state_lock:
-                if model_id in self._loaded:
+                if model_id in self._loaded:  # another thread loaded it while this one waited
+                    self._loaded.move_to_end(model_id)  # this request uses it too: most recent
                     return self._loaded[model_id]
             model = self._load(card, progress)
             with self._state_lock:
@@ -150,7 +157,7 @@ class ModelManager:
                 progress(0.9, f"reading {path.name}")
             G = load_generator(path, device=self.device)
             info = dict(getattr(G, "checkpoint_info", {}))
-        force_fp32 = self.device.type != "cuda" or card.force_fp32
+        force_fp32 = card.force_fp32 or reduced_precision(self.device) is None
         with torch.no_grad():  # warm-up: first-call allocations happen here, not in a request
             z = torch.zeros([1, G.z_dim], device=self.device)
             c = torch.zeros([1, G.c_dim], device=self.device) if G.c_dim else None

@@ -86,6 +86,8 @@ def load_latents(path: Union[str, Path], num_ws: Optional[int] = None, w_dim: Op
     Messages name the file, not its folder (uploads live in server temp folders)."""
     name = Path(path).name
     try:
+        if not zipfile.is_zipfile(path):  # numpy would read it as a pickle (and suggest allow_pickle) or as .npy
+            raise ValueError("not a zip archive; an .npz of codes is written by numpy.savez with the key 'w'")
         check_zip_members(path, max_expanded=MAX_CODES_BYTES)
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: np.asarray(data[key]) for key in data.files}

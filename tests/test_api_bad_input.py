@@ -15,6 +15,7 @@ succeed. `test_every_endpoint_has_rows` fails when an endpoint appears in view_a
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import struct
@@ -28,6 +29,7 @@ import numpy as np
 import pytest
 
 from app_server import api_client, launch_app
+from clip_hub import tiny_clip_hub
 
 NAN, INF = float("nan"), float("inf")
 LONG = "x" * 5000
@@ -214,30 +216,15 @@ ROWS = [
 
 # -- the app -------------------------------------------------------------------------------------
 
-CLIP_REPO = "someone/tiny-clip"
-
-
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("bad-input-app")
     env = {"STYLECORE_LPIPS_BACKBONE": "random"}
-    try:
-        from safetensors.torch import save
-
-        from stylecore.clip import build_clip
-        from test_styleclip import TINY
-    except ImportError as exc:  # no open_clip: the StyleCLIP rows that need CLIP fail with its message
-        save = None
-        print(f"StyleCLIP runs without a CLIP model here: {exc}")
-    from fakehub import FakeHub
-
-    with FakeHub() as hub:
-        if save is not None:
-            clip = build_clip("ViT-B-32-quickgelu", seed=0, **TINY)
-            hub.add_file(CLIP_REPO, "open_clip_config.json", json.dumps({"model_cfg": TINY}).encode(), lfs=False)
-            hub.add_file(CLIP_REPO, "open_clip_model.safetensors",
-                         save({k: v.contiguous() for k, v in clip.model.state_dict().items()}))
-            env.update({"HF_ENDPOINT": hub.endpoint, "STYLECORE_CLIP": f"hf-hub:{CLIP_REPO}"})
+    with contextlib.ExitStack() as stack:
+        try:
+            env.update(stack.enter_context(tiny_clip_hub()))
+        except ImportError as exc:  # no open_clip: the StyleCLIP rows that need CLIP fail with its message
+            print(f"StyleCLIP runs without a CLIP model here: {exc}")
         with launch_app(["--device", "cpu"], env=env, workdir=workdir) as server:
             server.workdir = workdir
             yield server

@@ -147,6 +147,109 @@ def test_lru_evicts_the_least_recently_used(tiny_files):
     assert manager.used_bytes() == 2 * size <= manager.memory_budget
 
 
+LOAD_THREADS = 16
+LOAD_ROUNDS = 25
+
+
+def _fingerprint(model) -> torch.Tensor:
+    """The image of a fixed z (constant noise): tells the tiny networks (different seeds) apart."""
+    with torch.no_grad():
+        z = torch.linspace(-1, 1, model.G.z_dim).unsqueeze(0)
+        return model.G.synthesis(model.G.mapping(z, None), noise_mode="const", force_fp32=True)
+
+
+def test_memory_budget_under_concurrent_load(tiny_files, tmp_path, monkeypatch):
+    """16 threads ask for 4 models (room for 2) in random order. What the manager guarantees:
+    the models it keeps never add up to more than the budget (checked by a sampler during the run
+    and by each thread right after its get returns); a model is never loaded by two threads at once
+    (one lock per model); every get returns the model asked for. Not counted in the budget: the
+    loads in flight (at most one per model) and evicted models that requests still hold."""
+    files, size = tiny_files
+    files = dict(files, d=write_tiny(tmp_path / "tiny-d.pkl", 3)[0])
+    zoo = local_zoo(files)
+    ids = sorted(f"tiny-{name}" for name in files)
+    reference = {i: _fingerprint(ModelManager(zoo, device="cpu").get(i)) for i in ids}
+    for a in ids:  # the fingerprint tells every pair apart
+        assert all(not torch.equal(reference[a], reference[b]) for b in ids if b != a)
+    budget = int(size * 2.5)
+    manager = ModelManager(zoo, device="cpu", memory_budget=budget)
+
+    real_load = manager._load
+    in_flight: dict[str, int] = {}
+    peaks = {"same_model": 0, "loads": 0, "kept_plus_loading": 0}
+    calls: list[str] = []
+    count_lock = threading.Lock()
+
+    def counted_load(card, progress):  # the real load, with a count of the loads running at once
+        with count_lock:
+            calls.append(card.id)
+            in_flight[card.id] = in_flight.get(card.id, 0) + 1
+            peaks["same_model"] = max(peaks["same_model"], in_flight[card.id])
+            peaks["loads"] = max(peaks["loads"], sum(in_flight.values()))
+        try:
+            time.sleep(0.01)  # widen the window in which other threads run into this load
+            return real_load(card, progress)
+        finally:
+            with count_lock:
+                in_flight[card.id] -= 1
+
+    monkeypatch.setattr(manager, "_load", counted_load)
+    done = threading.Event()
+    samples = {"n": 0, "max_used": 0, "max_kept": 0}
+    problems: list[str] = []
+
+    def sampler():
+        while not done.is_set():
+            used, kept = manager.used_bytes(), manager.loaded_ids()
+            with count_lock:
+                loading = sum(in_flight.values())
+            samples["n"] += 1
+            samples["max_used"] = max(samples["max_used"], used)
+            samples["max_kept"] = max(samples["max_kept"], len(kept))
+            peaks["kept_plus_loading"] = max(peaks["kept_plus_loading"], len(kept) + loading)
+            if used > budget or len(kept) > 2 or len(set(kept)) != len(kept):
+                problems.append(f"sampler: {used} bytes kept ({kept}), budget {budget}")
+            time.sleep(0.0005)
+
+    barrier = threading.Barrier(LOAD_THREADS)
+
+    def user(k: int):
+        import random
+
+        rng = random.Random(k)
+        barrier.wait(timeout=30)
+        for _ in range(LOAD_ROUNDS):
+            want = rng.choice(ids)
+            model = manager.get(want)
+            used = manager.used_bytes()
+            if used > budget:
+                problems.append(f"thread {k}: {used} bytes kept after get({want}), budget {budget}")
+            if model.card.id != want or not torch.equal(_fingerprint(model), reference[want]):
+                problems.append(f"thread {k}: get({want}) returned {model.card.id}, or a network that is not it")
+
+    watcher = threading.Thread(target=sampler, daemon=True)
+    watcher.start()
+    threads = [threading.Thread(target=user, args=(k,)) for k in range(LOAD_THREADS)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        done.set()
+        watcher.join(timeout=10)
+    assert not any(t.is_alive() for t in threads), "a thread hung in ModelManager.get"
+    assert not problems, "\n".join(problems[:10])
+    print(f"\nbudget under load: {len(calls)} loads for {LOAD_THREADS * LOAD_ROUNDS} gets, {samples['n']} samples, "
+          f"kept at most {samples['max_kept']} models ({samples['max_used']} of {budget} bytes); at most "
+          f"{peaks['loads']} loads at once, kept + loading at most {peaks['kept_plus_loading']} models")
+    assert samples["n"] > 100 and samples["max_used"] <= budget and samples["max_kept"] == 2
+    assert peaks["same_model"] == 1, "a model was loaded by two threads at once"
+    assert sum(manager.load_count.values()) == len(calls) > len(ids), "no evictions: the test checked nothing"
+    assert {i: calls.count(i) for i in set(calls)} == manager.load_count
+    assert manager.used_bytes() <= budget and len(manager.loaded_ids()) == 2
+
+
 def test_a_model_larger_than_the_budget_still_loads(tiny_files):
     files, size = tiny_files
     manager = ModelManager(local_zoo(files), device="cpu", memory_budget=size // 2)

@@ -66,8 +66,13 @@ def test_latents_round_trip_and_validation(tmp_path):
     with pytest.raises(ValueError, match="does not fit"):
         load_latents(path, num_ws=18, w_dim=512)
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="not a readable"):
+    with pytest.raises(ValueError, match="not a readable .npz file \\(not a zip archive") as info:
         load_latents(tmp_path / "junk.npz")
+    assert "allow_pickle" not in str(info.value)  # numpy's advice to load it unsafely is not for users
+    np.save(tmp_path / "plain.npy", np.zeros((1, 64), np.float32))
+    (tmp_path / "plain.npz").write_bytes((tmp_path / "plain.npy").read_bytes())  # a .npy named .npz
+    with pytest.raises(ValueError, match="plain.npz: not a readable .npz file \\(not a zip archive"):
+        load_latents(tmp_path / "plain.npz")
 
 
 def test_generate_images_is_deterministic_per_seed(sg2):

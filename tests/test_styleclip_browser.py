@@ -9,8 +9,6 @@ messages while the app keeps serving.
 """
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -18,24 +16,13 @@ pytest.importorskip("open_clip")
 
 from app_server import api_client, launch_app  # noqa: E402
 from browser import PIXELS, TIMEOUT_MS  # noqa: E402
-from fakehub import FakeHub  # noqa: E402
-from test_styleclip import TINY, _mapper_checkpoint  # noqa: E402
-
-from stylecore.clip import build_clip  # noqa: E402
-
-CLIP_REPO = "someone/tiny-clip"
+from clip_hub import tiny_clip_hub  # noqa: E402
+from test_styleclip import _mapper_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    from safetensors.torch import save
-
-    clip = build_clip("ViT-B-32-quickgelu", seed=0, **TINY)
-    with FakeHub() as hub:
-        hub.add_file(CLIP_REPO, "open_clip_config.json", json.dumps({"model_cfg": TINY}).encode(), lfs=False)
-        hub.add_file(CLIP_REPO, "open_clip_model.safetensors",
-                     save({k: v.contiguous() for k, v in clip.model.state_dict().items()}))
-        env = {"HF_ENDPOINT": hub.endpoint, "STYLECORE_CLIP": f"hf-hub:{CLIP_REPO}"}
+    with tiny_clip_hub() as env:
         with launch_app(["--device", "cpu"], env=env, workdir=tmp_path_factory.mktemp("styleclip-app")) as server:
             yield server
 
