@@ -94,13 +94,9 @@ __global__ void filtered_lrelu_kernel(scalar_t* out, const scalar_t* x, const fl
       mid[k] = leaky_gain_clamp(v, p);
     }
     __syncthreads();
-    scalar_t* dst = out + (int64_t)plane * p.out_h * p.out_w;
-    for (int k = threadIdx.x; k < p.tile.h * p.tile.w; k += blockDim.x) {
-      const int oy = oy0 + k / p.tile.w, ox = ox0 + k % p.tile.w;
-      if (oy >= p.out_h || ox >= p.out_w) continue;
-      const float v = gather(mid, mid_w, my0, mx0, taps_d, p.dy, p.dx, p.dy.first_read(oy), p.dx.first_read(ox));
-      dst[(int64_t)oy * p.out_w + ox] = static_cast<scalar_t>(v);
-    }
+    write_tile(out + (int64_t)plane * p.out_h * p.out_w, p.out_h, p.out_w, p.tile, oy0, ox0, [&](int oy, int ox) {
+      return gather(mid, mid_w, my0, mx0, taps_d, p.dy, p.dx, p.dy.first_read(oy), p.dx.first_read(ox));
+    });
   }
 }
 

@@ -91,6 +91,17 @@ __device__ inline void load_tile(float* tile, const scalar_t* plane, int in_h, i
   }
 }
 
+// Writes one tile of outputs (rows from oy0, columns from ox0, clipped to the image): the block's
+// threads share its outputs, each computed by `output(oy, ox)` from the tile staged in shared memory.
+template <typename scalar_t, typename Output>
+__device__ inline void write_tile(scalar_t* dst, int out_h, int out_w, Tile tile, int oy0, int ox0, Output output) {
+  for (int k = threadIdx.x; k < tile.h * tile.w; k += blockDim.x) {
+    const int oy = oy0 + k / tile.w, ox = ox0 + k % tile.w;
+    if (oy >= out_h || ox >= out_w) continue;
+    dst[(int64_t)oy * out_w + ox] = static_cast<scalar_t>(output(oy, ox));
+  }
+}
+
 // One output: the correlation of the source tile with the taps (row-major, ay.taps x ax.taps), reading
 // only the taps that land on source samples (polyphase). (vy, vx) is the upsampled coordinate of
 // tap (0, 0); the tile holds source rows from sy0 and columns from sx0 and is tile_w wide.

@@ -55,13 +55,9 @@ __global__ void upfirdn2d_kernel(scalar_t* out, const scalar_t* x, const float* 
     __syncthreads();  // taps stored; the previous plane's tile is no longer read
     load_tile(src, x + (int64_t)plane * p.in_h * p.in_w, p.in_h, p.in_w, sy0, sx0, src_h, src_w, 0.f);
     __syncthreads();
-    scalar_t* dst = out + (int64_t)plane * p.out_h * p.out_w;
-    for (int k = threadIdx.x; k < p.tile.h * p.tile.w; k += blockDim.x) {
-      const int oy = oy0 + k / p.tile.w, ox = ox0 + k % p.tile.w;
-      if (oy >= p.out_h || ox >= p.out_w) continue;
-      const float v = gather(src, src_w, sy0, sx0, taps, p.ay, p.ax, p.ay.first_read(oy), p.ax.first_read(ox));
-      dst[(int64_t)oy * p.out_w + ox] = static_cast<scalar_t>(v);
-    }
+    write_tile(out + (int64_t)plane * p.out_h * p.out_w, p.out_h, p.out_w, p.tile, oy0, ox0, [&](int oy, int ox) {
+      return gather(src, src_w, sy0, sx0, taps, p.ay, p.ax, p.ay.first_read(oy), p.ax.first_read(ox));
+    });
   }
 }
 
