@@ -7,11 +7,15 @@ Waiting is bounded; on timeout the caller builds privately instead of waiting fo
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; builds then go ahead unlocked, each in its own folder
+    fcntl = None
 
 POLL_INTERVAL_S = 0.1
 
@@ -23,6 +27,9 @@ def exclusive(path: Path, timeout: float) -> Iterator[bool]:
     Yields whether the lock is held; False (timeout, unwritable folder, no flock support) means
     "go ahead unlocked", never an error, because the build stays correct without it.
     """
+    if fcntl is None:
+        yield False
+        return
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError:

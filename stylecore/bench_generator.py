@@ -74,8 +74,10 @@ def _rss_peak() -> int:
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
-    import resource
-
+    try:
+        import resource
+    except ImportError:  # Windows: no peak to report
+        return 0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
