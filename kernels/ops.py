@@ -209,7 +209,7 @@ def bias_act(
 # --- filtered_lrelu ----------------------------------------------------------------------------
 
 def _filter_2d(f: Optional[torch.Tensor], x: torch.Tensor) -> Optional[torch.Tensor]:
-    """The 2-D float32 filter the fused kernel takes: a separable 1-D filter becomes its outer product."""
+    """The 2-D float32 filter the 2-D kernel takes (beside a 2-D filter): a 1-D filter becomes its outer product."""
     if f is None:
         return None
     f = f.to(device=x.device, dtype=torch.float32)
@@ -253,5 +253,9 @@ def run_filtered_lrelu(module: ModuleType, x: torch.Tensor, fu: Optional[torch.T
     px0, px1, py0, py1 = parse_padding(padding)
     bias = None if b is None else b.to(device=x.device, dtype=x.dtype).to(torch.float32)  # rounded like the reference
     clamp = float(clamp) if clamp is not None and clamp >= 0 else -1.0
-    return module.filtered_lrelu(x, _filter_2d(fu, x), _filter_2d(fd, x), bias, up, down, px0, px1, py0, py1,
-                                 float(gain), float(slope), clamp, bool(flip_filter))
+    if all(f is None or f.ndim == 1 for f in (fu, fd)):  # the separable kernel: 1-D passes
+        fu, fd = (None if f is None else f.to(device=x.device, dtype=torch.float32) for f in (fu, fd))
+    else:
+        fu, fd = _filter_2d(fu, x), _filter_2d(fd, x)
+    return module.filtered_lrelu(x, fu, fd, bias, up, down, px0, px1, py0, py1, float(gain), float(slope), clamp,
+                                 bool(flip_filter))

@@ -154,7 +154,7 @@ def filtered_lrelu_cases(seed: int, count: int, max_size: int = 16) -> list[Filt
 
 
 UPFIRDN_CASES = upfirdn_cases(seed=1, count=40)
-FILTERED_LRELU_CASES = filtered_lrelu_cases(seed=2, count=30)
+FILTERED_LRELU_CASES = filtered_lrelu_cases(seed=2, count=40)
 
 
 # --- no GPU needed -------------------------------------------------------------------------------
@@ -227,14 +227,15 @@ class EmulatedKernels:
         x = x.float().contiguous()
         fu = None if fu is None else fu.float().contiguous()
         fd = None if fd is None else fd.float().contiguous()
-        fuh, fuw = (1, 1) if fu is None else fu.shape
-        fdh, fdw = (1, 1) if fd is None else fd.shape
+        separable = all(f is None or f.ndim == 1 for f in (fu, fd))
+        fuh, fuw = (1, 1) if fu is None else (fu.shape[0], fu.shape[-1])
+        fdh, fdw = (1, 1) if fd is None else (fd.shape[0], fd.shape[-1])
         n, c, h, w = x.shape
         mid_h, mid_w = h * up + py0 + py1 - fuh + 1, w * up + px0 + px1 - fuw + 1
         out = torch.full((n, c, (mid_h - fdh) // down + 1, (mid_w - fdw) // down + 1), float("nan"))
         self._launch(self.lib.emulate_filtered_lrelu, _ptr(out), _ptr(x), _ptr(b), _ptr(fu), _ptr(fd), n * c, c, h, w,
                      fuh, fuw, fdh, fdw, up, down, px0, px1, py0, py1, ctypes.c_float(gain), ctypes.c_float(slope),
-                     ctypes.c_float(clamp), int(flip_filter))
+                     ctypes.c_float(clamp), int(flip_filter), int(separable))
         return out
 
     def bias_act(self, x, b, dim, act, alpha, gain, clamp):

@@ -72,14 +72,18 @@ extern "C" int emulate_upfirdn2d(float* out, const float* x, const float* f, int
 extern "C" int emulate_filtered_lrelu(float* out, const float* x, const float* b, const float* fu, const float* fd,
                                       int planes, int channels, int in_h, int in_w, int fu_h, int fu_w, int fd_h,
                                       int fd_w, int up, int down, int pad_x0, int pad_x1, int pad_y0, int pad_y1,
-                                      float gain, float slope, float clamp, int flip_filter, int shared_limit,
-                                      int threads, int grid_z) {
+                                      float gain, float slope, float clamp, int flip_filter, int separable,
+                                      int shared_limit, int threads, int grid_z) {
   const FilteredLreluParams p =
       filtered_lrelu_params(planes, channels, in_h, in_w, fu_h, fu_w, fd_h, fd_w, up, down, pad_x0, pad_x1, pad_y0,
-                            pad_y1, gain, slope, clamp, flip_filter, shared_limit);
+                            pad_y1, gain, slope, clamp, flip_filter, separable != 0, shared_limit);
   if (p.out_h <= 0 || p.out_w <= 0 || p.tile.h == 0) return -1;
-  run_grid(ceil_div(p.out_w, p.tile.w), ceil_div(p.out_h, p.tile.h), std::min(planes, grid_z), threads,
-           [&] { filtered_lrelu_kernel<float>(out, x, b, fu, fd, p); });
+  run_grid(ceil_div(p.out_w, p.tile.w), ceil_div(p.out_h, p.tile.h), std::min(planes, grid_z), threads, [&] {
+    if (separable)
+      filtered_lrelu_separable_kernel<float>(out, x, b, fu, fd, p);
+    else
+      filtered_lrelu_kernel<float>(out, x, b, fu, fd, p);
+  });
   return 0;
 }
 
