@@ -187,7 +187,7 @@ def cmd_bench_generator(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     precision = args.precision or ("fp16" if device.type == "cuda" else "fp32")
     repeat = args.repeat or (20 if device.type == "cuda" else 3)
-    rows = bench_generator(args.arch, args.res, args.batch, device, args.impl, precision, repeat)
+    rows = bench_generator(args.arch, args.res, args.batch, device, args.impl, precision, repeat, graphs=args.graphs)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(format_table(rows, f"{name}, torch {torch.__version__}"))
     return 0
@@ -466,6 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "bf16: autocast")
     bench_parser.add_argument("--repeat", type=int, default=0, help="timed calls per row (0: 20 on GPU, 3 on CPU)")
     bench_parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    bench_parser.add_argument("--graphs", action="store_true",
+                              help="GPU: also time each implementation replayed from a CUDA graph")
     bench_parser.set_defaults(func=cmd_bench_generator)
     bench = bench_parser.add_subparsers(dest="bench")
     p = bench.add_parser("load", help="first load vs cached load of a checkpoint")

@@ -12,7 +12,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -94,17 +94,37 @@ def synthesize(G: torch.nn.Module, ws: torch.Tensor, precision: str) -> torch.Te
     return G.synthesis(ws, noise_mode="const", force_fp32=precision == "fp32").float()
 
 
-def time_calls(G: torch.nn.Module, ws: torch.Tensor, precision: str, repeat: int) -> tuple[float, int]:
+def synthesis_call(G: torch.nn.Module, ws: torch.Tensor, precision: str, graph: bool
+                   ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The call to time: eager, or replayed from a CUDA graph captured now for `ws`'s shape."""
+    if not graph:
+        return lambda codes: synthesize(G, codes, precision)
+    from stylecore.cuda_graphs import GraphedSynthesis
+
+    graphed = GraphedSynthesis(G, ws, noise_mode="const", force_fp32=precision == "fp32")
+    return lambda codes: graphed(codes).float()
+
+
+def settle_kernels(device: torch.device) -> None:
+    """Wait for the CUDA kernels' build and self-check, so a row measures the steady state."""
+    import kernels
+    from stylecore.ops.cuda_kernels import GATE
+
+    if device.type == "cuda" and kernels.enabled():
+        GATE.usable(device, wait=True)
+
+
+def time_calls(call: Callable[[torch.Tensor], torch.Tensor], ws: torch.Tensor, repeat: int) -> tuple[float, int]:
     """(median seconds per call, peak memory bytes) after one warm-up call."""
     device = ws.device
     with torch.no_grad():
-        synthesize(G, ws, precision)  # warm-up: kernel choice, filter set-up, allocator growth
+        call(ws)  # warm-up: kernel choice, filter set-up, allocator growth
         _sync(device)
         seconds = []
         with PeakMemory(device) as peak:
             for _ in range(repeat):
                 t0 = time.perf_counter()
-                synthesize(G, ws, precision)
+                call(ws)
                 _sync(device)
                 seconds.append(time.perf_counter() - t0)
     return statistics.median(seconds), peak.peak
@@ -115,10 +135,13 @@ def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def bench_generator(arch: str, res: int, batches: Sequence[int], device: torch.device, impls: Sequence[str],
-                    precision: str, repeat: int, seed: int = 0) -> list[BenchRow]:
-    """Time `impls` on a released `arch` generator at `res` px for every batch size."""
+                    precision: str, repeat: int, seed: int = 0, graphs: bool = False) -> list[BenchRow]:
+    """Time `impls` on a released `arch` generator at `res` px for every batch size; with `graphs`,
+    each also replayed from a CUDA graph."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if graphs and device.type != "cuda":
+        raise ValueError("CUDA graphs need a GPU: leave out --graphs on the CPU")
     G = random_released_generator(arch, res, device, seed=seed)
     rows = []
     for batch in batches:
@@ -129,13 +152,18 @@ def bench_generator(arch: str, res: int, batches: Sequence[int], device: torch.d
             with use_impl("ref"):  # bf16 is an approximation: its error is stated against exact fp32
                 reference = synthesize(G, ws, "fp32" if precision == "bf16" else precision)
         for impl in impls:
-            with use_impl(impl):
-                with torch.no_grad():
-                    out = synthesize(G, ws, precision)
-                seconds, peak = time_calls(G, ws, precision, repeat)
-            err = None if impl == "ref" else relative_error(out, reference)
-            rows.append(BenchRow(arch, res, batch, impl, precision, seconds * 1000, batch / seconds, peak, err))
-            del out
+            for graph in (False, True) if graphs else (False,):
+                with use_impl(impl):
+                    if impl != "ref":
+                        settle_kernels(device)
+                    call = synthesis_call(G, ws, precision, graph)
+                    with torch.no_grad():
+                        out = call(ws).clone()
+                    seconds, peak = time_calls(call, ws, repeat)
+                err = None if impl == "ref" and not graph else relative_error(out, reference)
+                label = impl + ("+graph" if graph else "")
+                rows.append(BenchRow(arch, res, batch, label, precision, seconds * 1000, batch / seconds, peak, err))
+                del call, out
         del reference
     return rows
 
@@ -144,12 +172,12 @@ def format_table(rows: Sequence[BenchRow], device_name: str) -> str:
     """The rows as an aligned text table with a speed-up column against `ref` of the same batch."""
     ref_latency = {r.batch: r.latency_ms for r in rows if r.impl == "ref"}
     lines = [f"device: {device_name}",
-             f"{'network':<14}{'batch':>6} {'impl':<5}{'precision':>10}{'latency ms':>12}{'img/s':>10}"
+             f"{'network':<14}{'batch':>6} {'impl':<11}{'precision':>10}{'latency ms':>12}{'img/s':>10}"
              f"{'peak MiB':>10}{'vs ref':>8}{'max rel err':>13}"]
     for r in rows:
         speedup = f"{ref_latency[r.batch] / r.latency_ms:.2f}x" if r.batch in ref_latency else "-"
         err = "-" if r.max_rel_err is None else f"{r.max_rel_err:.2e}"
-        lines.append(f"{r.arch + '-' + str(r.res):<14}{r.batch:>6} {r.impl:<5}{r.precision:>10}"
+        lines.append(f"{r.arch + '-' + str(r.res):<14}{r.batch:>6} {r.impl:<11}{r.precision:>10}"
                      f"{r.latency_ms:>12.1f}{r.images_per_second:>10.2f}{r.peak_bytes / 2 ** 20:>10.0f}"
                      f"{speedup:>8}{err:>13}")
     return "\n".join(lines)
