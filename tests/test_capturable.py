@@ -60,8 +60,9 @@ class HostTensorOps(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+@pytest.mark.parametrize("impl", ["auto", "torch"])
 @pytest.mark.parametrize("network", ["demo-stylegan2", "demo-stylegan3", "sg2-1024", "sg3t-1024", "sg3r-1024"])
-def test_synthesis_on_a_device_never_touches_the_host(network):
+def test_synthesis_on_a_device_never_touches_the_host(network, impl):
     if network.startswith("demo-"):
         architecture = network[5:]
         G = build_demo_generator(architecture)
@@ -72,7 +73,7 @@ def test_synthesis_on_a_device_never_touches_the_host(network):
     G = G.to("meta").eval().requires_grad_(False)
     kwargs = {k: v.to("meta") if isinstance(v, torch.Tensor) else v for k, v in synthesis_kwargs(architecture).items()}
     ops = HostTensorOps()
-    with torch.no_grad(), ops:
+    with use_impl(impl), torch.no_grad(), ops:
         img = G.synthesis(ws, **kwargs)
     assert img.shape == (2, 3, G.img_resolution, G.img_resolution) and img.device.type == "meta"
     assert ops.found == [], "forward reads host tensors: " + "; ".join(ops.found[:5])

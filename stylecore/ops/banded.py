@@ -96,11 +96,14 @@ def _span(x: torch.Tensor, dim: int, start: int, length: int) -> torch.Tensor:
 
 
 def separable_factors(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(column, row) vectors whose outer product is the 2-D filter `f`, or None if it has rank > 1.
+    """(column, row) vectors whose outer product is the 2-D CPU filter `f`, or None if it has rank > 1
+    (or lives on another device).
 
     StyleGAN2's [1, 3, 3, 1] filter is stored as a 4x4 outer product; splitting it lets the fast
     path run two short 1-D passes instead of one 2-D convolution.
     """
+    if f.device.type != "cpu":
+        return None  # deciding would read the singular values back from the device: a sync per call
     f64 = f.detach().to(torch.float64)
     u, s, vh = torch.linalg.svd(f64)
     if s.numel() > 1 and s[1] > 1e-9 * s[0]:

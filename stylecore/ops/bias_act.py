@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from stylecore.ops.cuda_kernels import cuda_kernel_ops
-from stylecore.ops.impl import fast_cpu
+from stylecore.ops.impl import torch_fast_path
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def bias_act(
         shape = [1] * x.ndim
         shape[dim] = -1
         x = x + b.reshape(shape)
-    if b is not None and fast_cpu(x) and not x.requires_grad:
+    if b is not None and torch_fast_path(x) and not x.requires_grad:
         return _epilogue_in_place(x, act, alpha, gain, clamp)
     x = spec.func(x, alpha)
     if gain != 1:

@@ -14,7 +14,7 @@ import torch
 from stylecore.ops.bias_act import bias_act
 from stylecore.ops.cuda_kernels import cuda_kernel_ops
 from stylecore.ops.filtered_lrelu_cpu import filtered_lrelu_sliced
-from stylecore.ops.impl import fast_cpu
+from stylecore.ops.impl import torch_fast_path
 from stylecore.ops.upfirdn2d import upfirdn2d
 
 IntOrSeq = Union[int, Sequence[int]]
@@ -59,7 +59,7 @@ def filtered_lrelu(
         y = kernel_ops.filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
         if y is not None:
             return y
-    if gain > 0 and fast_cpu(x):
+    if gain > 0 and torch_fast_path(x):
         return filtered_lrelu_sliced(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
     if b is not None:
         x = bias_act(x, b.to(x.dtype))

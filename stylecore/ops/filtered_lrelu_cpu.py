@@ -1,4 +1,4 @@
-"""The fast CPU path of filtered_lrelu: polyphase passes over cache-sized slices of channels.
+"""The fast plain-torch path of filtered_lrelu: polyphase passes over cache-sized slices of channels.
 
 The reference materialises the whole upsampled activation (4 or 16 times the layer's size) and
 walks over it several times, so on a CPU it is bound by memory traffic. Here every slice of
@@ -21,10 +21,12 @@ SLICE_BYTES = 4 << 20  # upsampled activation per slice: about what the L2/L3 ca
 
 def channels_per_slice(x: torch.Tensor, up: int, padding: tuple[int, int, int, int], fu_size: tuple[int, int]
                        ) -> int:
-    """How many of the N*C planes of `x` to process at once so the upsampled slice stays cached."""
+    """How many of the N*C planes of `x` to process at once so the upsampled slice stays cached (CPU)."""
     px0, px1, py0, py1 = padding
     height = x.shape[2] * up + py0 + py1 - fu_size[1] + 1
     width = x.shape[3] * up + px0 + px1 - fu_size[0] + 1
+    if x.device.type != "cpu":
+        return x.shape[0] * x.shape[1]  # a GPU wants few large launches, not cache-sized slices
     plane = max(height * width, 1) * x.element_size()
     return max(1, SLICE_BYTES // plane)
 

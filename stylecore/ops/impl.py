@@ -1,9 +1,12 @@
 """Which implementation of the ops runs: the reference torch code or the fast paths.
 
-`ref` is the plain-torch reference (the definition every fast path is tested against); `fast`
-uses the fast CPU paths and requires the CUDA kernels on a GPU; `auto` (the default) uses the fast
-CPU paths and the CUDA kernels where they build, the reference elsewhere. Chosen by
-STYLECORE_OPS or, for a block of code (benchmarks, tests), by `use_impl`.
+- `ref`: the plain-torch reference, the definition every fast path is tested against;
+- `auto` (the default): the fast plain-torch paths on the CPU; on a GPU the CUDA kernels once they
+  are built and checked (in the background), the reference until then or if they cannot be built;
+- `fast`: as auto, but a GPU call waits for the kernels' build and check instead of not waiting;
+- `torch`: the fast plain-torch paths on every device and never the kernels: what a GPU without a
+  compiler can use, kept selectable to be measured against the others there.
+Chosen by STYLECORE_OPS or, for a block of code (benchmarks, tests), by `use_impl`.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from typing import Iterator
 
 import torch
 
-IMPLS = ("ref", "fast", "auto")
+IMPLS = ("ref", "fast", "auto", "torch")
 
 _local = threading.local()  # per thread: a benchmark's or a self-check's choice stays its own
 
@@ -47,6 +50,7 @@ def use_impl(name: str) -> Iterator[None]:
         _overrides().pop()
 
 
-def fast_cpu(x: torch.Tensor) -> bool:
-    """Whether `x` should take the fast CPU path."""
-    return x.device.type == "cpu" and current_impl() != "ref"
+def torch_fast_path(x: torch.Tensor) -> bool:
+    """Whether a call on `x` takes the fast plain-torch path (banded filters, in-place epilogues)."""
+    impl = current_impl()
+    return impl == "torch" or (impl in ("fast", "auto") and x.device.type == "cpu")

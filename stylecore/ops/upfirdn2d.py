@@ -18,7 +18,7 @@ from kernels.args import IntOrPair, filter_size, parse_padding
 from kernels.args import pair as _pair
 from stylecore.ops.banded import separable_factors, upfirdn2d_banded
 from stylecore.ops.cuda_kernels import cuda_kernel_ops
-from stylecore.ops.impl import fast_cpu
+from stylecore.ops.impl import torch_fast_path
 
 
 # Shorter filters (StyleGAN2's 4 taps) are as fast as a depthwise convolution already.
@@ -69,7 +69,7 @@ def upfirdn2d(
         y = kernel_ops.upfirdn2d(x, f, up, down, padding, flip_filter, gain)
         if y is not None:
             return y
-    if f is not None and max(filter_size(f)) >= MIN_BANDED_TAPS and fast_cpu(x):
+    if f is not None and max(filter_size(f)) >= MIN_BANDED_TAPS and torch_fast_path(x):
         kernels = correlation_kernels(f.to(x.dtype), flip_filter, gain)
         if kernels is not None:
             return upfirdn2d_banded(x, *kernels, (upx, upy), (downx, downy), (px0, px1, py0, py1))
