@@ -78,6 +78,33 @@ __device__ inline float leaky_gain_clamp(float v, const FilteredLreluParams& p) 
   return v;
 }
 
+// Where one block's tile starts in the output (o), intermediate (m) and source (s) images, and how
+// many source rows and columns it reads: the same for every plane the block walks.
+struct TileOrigin {
+  int oy0, ox0, my0, mx0, sy0, sx0, src_h, src_w;
+};
+
+__device__ inline TileOrigin tile_origin(const FilteredLreluParams& p, int mid_h, int mid_w) {
+  TileOrigin t;
+  t.oy0 = blockIdx.y * p.tile.h;
+  t.ox0 = blockIdx.x * p.tile.w;
+  t.my0 = p.dy.source_begin(t.oy0);
+  t.mx0 = p.dx.source_begin(t.ox0);
+  t.sy0 = p.uy.source_begin(t.my0);
+  t.sx0 = p.ux.source_begin(t.mx0);
+  t.src_h = p.uy.source_count(t.my0, mid_h);
+  t.src_w = p.ux.source_count(t.mx0, mid_w);
+  return t;
+}
+
+// Stages the biased source samples of `plane` that the tile reads.
+template <typename scalar_t>
+__device__ inline void load_plane(float* src, const scalar_t* x, const float* bias, const FilteredLreluParams& p,
+                                  const TileOrigin& t, int plane) {
+  const float b = bias != nullptr ? bias[plane % p.channels] : 0.f;
+  load_tile(src, x + (int64_t)plane * p.in_h * p.in_w, p.in_h, p.in_w, t.sy0, t.sx0, t.src_h, t.src_w, b);
+}
+
 template <typename scalar_t>
 __global__ void filtered_lrelu_kernel(scalar_t* out, const scalar_t* x, const float* bias, const float* fu,
                                       const float* fd, FilteredLreluParams p) {
@@ -91,15 +118,12 @@ __global__ void filtered_lrelu_kernel(scalar_t* out, const scalar_t* x, const fl
   load_taps(taps_u, fu, fu_n, p.flip_filter, p.up_gain);
   load_taps(taps_d, fd, fd_n, p.flip_filter, 1.f);
 
-  const int oy0 = blockIdx.y * p.tile.h, ox0 = blockIdx.x * p.tile.w;
-  const int my0 = p.dy.source_begin(oy0), mx0 = p.dx.source_begin(ox0);
-  const int sy0 = p.uy.source_begin(my0), sx0 = p.ux.source_begin(mx0);
-  const int src_h = p.uy.source_count(my0, mid_h), src_w = p.ux.source_count(mx0, mid_w);
+  const TileOrigin t = tile_origin(p, mid_h, mid_w);
+  const int oy0 = t.oy0, ox0 = t.ox0, my0 = t.my0, mx0 = t.mx0, sy0 = t.sy0, sx0 = t.sx0, src_w = t.src_w;
 
   for (int plane = blockIdx.z; plane < p.planes; plane += gridDim.z) {
     __syncthreads();  // taps stored; the previous plane's tiles are no longer read
-    const float b = bias != nullptr ? bias[plane % p.channels] : 0.f;
-    load_tile(src, x + (int64_t)plane * p.in_h * p.in_w, p.in_h, p.in_w, sy0, sx0, src_h, src_w, b);
+    load_plane(src, x, bias, p, t, plane);
     __syncthreads();
     // Intermediate samples past the intermediate image only feed outputs past the output image.
     for (int k = threadIdx.x; k < mid_h * mid_w; k += blockDim.x) {
@@ -134,17 +158,14 @@ __global__ void filtered_lrelu_separable_kernel(scalar_t* out, const scalar_t* x
   load_taps(taps_u, fu, p.ux.taps, p.flip_filter, 1.f);
   load_taps(taps_d, fd, p.dx.taps, p.flip_filter, 1.f);
 
-  const int oy0 = blockIdx.y * p.tile.h, ox0 = blockIdx.x * p.tile.w;
-  const int my0 = p.dy.source_begin(oy0), mx0 = p.dx.source_begin(ox0);
-  const int sy0 = p.uy.source_begin(my0), sx0 = p.ux.source_begin(mx0);
-  const int src_h = p.uy.source_count(my0, mid_h), src_w = p.ux.source_count(mx0, mid_w);
+  const TileOrigin t = tile_origin(p, mid_h, mid_w);
+  const int oy0 = t.oy0, ox0 = t.ox0, my0 = t.my0, mx0 = t.mx0, sy0 = t.sy0, sx0 = t.sx0, src_w = t.src_w;
 
   for (int plane = blockIdx.z; plane < p.planes; plane += gridDim.z) {
     __syncthreads();  // taps stored; the previous plane's tiles are no longer read
-    const float b = bias != nullptr ? bias[plane % p.channels] : 0.f;
-    load_tile(src, x + (int64_t)plane * p.in_h * p.in_w, p.in_h, p.in_w, sy0, sx0, src_h, src_w, b);
+    load_plane(src, x, bias, p, t, plane);
     __syncthreads();
-    for (int k = threadIdx.x; k < src_h * mid_w; k += blockDim.x) {  // rows: upsample along x
+    for (int k = threadIdx.x; k < t.src_h * mid_w; k += blockDim.x) {  // rows: upsample along x
       const int r = k / mid_w, c = k % mid_w;
       up_rows[k] = gather(src, src_w, 0, sx0, taps_u, one, p.ux, r, p.ux.first_read(mx0 + c));
     }
