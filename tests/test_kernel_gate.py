@@ -70,8 +70,17 @@ def reference_stand_in(scale_upfirdn2d: float = 1.0, skip: str = "") -> types.Si
 def test_self_check_accepts_agreeing_kernels_and_names_a_wrong_one():
     assert self_check(reference_stand_in(), CPU) is None
     reason = self_check(reference_stand_in(scale_upfirdn2d=1.001), CPU)
-    assert reason.startswith("upfirdn2d disagrees with the reference ops: max relative error 1.0e-03")
-    assert self_check(reference_stand_in(skip="filtered_lrelu"), CPU) == "filtered_lrelu did not run"
+    assert reason.startswith("upfirdn2d disagrees with the reference ops on torch.float32: max relative error 1.0e-03")
+    reason = self_check(reference_stand_in(scale_upfirdn2d=1.05), CPU)
+    assert reason.startswith("upfirdn2d disagrees with the reference ops on torch.float32")
+    assert self_check(reference_stand_in(skip="filtered_lrelu"), CPU) == "filtered_lrelu did not run on torch.float32"
+
+
+def test_self_check_catches_a_kernel_wrong_only_in_half_precision():
+    stand_in = reference_stand_in()
+    correct = stand_in.bias_act
+    stand_in.bias_act = lambda x, *a, **k: correct(x, *a, **k) * (1.03 if x.dtype == torch.float16 else 1.0)
+    assert self_check(stand_in, CPU).startswith("bias_act disagrees with the reference ops on torch.float16")
 
 
 def test_cpu_tensors_never_go_to_the_cuda_kernels():
