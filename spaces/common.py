@@ -173,9 +173,13 @@ class SessionStopFlags:
         self._lock = threading.Lock()
 
     def get(self, request: Optional[gr.Request]) -> threading.Event:
-        key = getattr(request, "session_hash", None) or "api"
         with self._lock:
-            return self._flags.setdefault(key, threading.Event())
+            return self._flags.setdefault(session_key(request), threading.Event())
+
+
+def session_key(request: Optional[gr.Request]) -> str:
+    """The browser session of a request; API calls without one share the key 'api'."""
+    return getattr(request, "session_hash", None) or "api"
 
 
 def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:

@@ -3,12 +3,11 @@ geometry and appearance from two seeds, render quality, and an orbit video.
 Endpoints: /stylenerf (one view) and /stylenerf_orbit (MP4).
 
 The image follows the sliders (on release, latest value wins). The orbit event is a generator,
-so the Stop button closes it between frames and no half-written file is left behind.
+so the Stop button ends it (spaces/renders.py) and no half-written file is left behind.
 """
 from __future__ import annotations
 
 import math
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from spaces.common import (
     progress_callback,
     user_errors,
 )
+from spaces.renders import StoppableRenders
 from stylecore import hub
 from stylecore.engine import ModelManager
 from stylecore.nerf_views import (
@@ -102,9 +102,11 @@ def build(manager: ModelManager) -> None:
         image = render_view(model.G, seeds[0], seeds[1], settings, force_fp32=model.force_fp32)
         return image, _status(model, settings, seeds, time.perf_counter() - start, "rendered")
 
+    renders = StoppableRenders()
+
     @user_errors
     def start_orbit(model_id, seed, truncation_psi, pitch, fov, steps, mix_seeds, appearance_seed, frames, fps,
-                    yaw_range, progress):
+                    yaw_range, progress, cancelled):
         settings = _settings(truncation_psi, 0.0, pitch, fov, steps, default_steps)
         seeds = _seeds(seed, mix_seeds, appearance_seed)
         model = manager.get(model_id or default, progress=progress_callback(progress))
@@ -113,7 +115,7 @@ def build(manager: ModelManager) -> None:
         steps_gen = render_orbit_steps(model.G, path, seeds[0], seeds[1], settings,
                                        frames=int(_given(frames, "frames", 36, integer=True)),
                                        fps=_given(fps, "fps", 24.0), yaw_range=_given(yaw_range, "yaw range", 1.0),
-                                       force_fp32=model.force_fp32)
+                                       force_fp32=model.force_fp32, cancel=cancelled)
         return steps_gen, folder, model, settings, seeds
 
     @GPU(duration=120)
@@ -121,25 +123,15 @@ def build(manager: ModelManager) -> None:
     def stylenerf_orbit(model_id: str = default, seed: float = 1, truncation_psi: float = 0.7, pitch: float = 0.0,
                         fov: float = 12.0, steps: float = default_steps, mix_seeds: bool = False,
                         appearance_seed: float = 9, frames: float = 36, fps: float = 24, yaw_range: float = 1.0,
-                        progress: gr.Progress = gr.Progress()):
+                        request: gr.Request = None, progress: gr.Progress = gr.Progress()):
         """Orbit the camera around one face into an MP4 (H.264); yields status lines, then the video."""
         steps_gen, folder, model, settings, seeds = start_orbit(
             model_id, seed, truncation_psi, pitch, fov, steps, mix_seeds, appearance_seed, frames, fps, yaw_range,
-            progress)
+            progress, renders.cancel_flag(request))
         begin = time.perf_counter()
-        try:
-            while True:
-                try:
-                    fraction, message = next(steps_gen)
-                except StopIteration as done:
-                    path = done.value
-                    break
-                progress(fraction, desc=message)
-                yield gr.skip(), message
-        finally:
-            steps_gen.close()  # a Stop lands here: the writer removes its temporary file
-            if not any(folder.iterdir()):
-                shutil.rmtree(folder, ignore_errors=True)
+        path = yield from renders.drive(request, steps_gen, folder, progress, lambda m: (gr.skip(), m))
+        if path is None:  # closed by Stop just before Gradio cancelled this event: nothing to show
+            return
         yield str(path), _status(model, settings, seeds, time.perf_counter() - begin, "orbit video rendered")
 
     with gr.Tab("StyleNeRF", id="stylenerf"):
@@ -183,4 +175,7 @@ def build(manager: ModelManager) -> None:
               api_visibility="private", trigger_mode="always_last", show_progress="minimal")
         event = orbit_go.click(stylenerf_orbit, [model, seed, psi, pitch, fov, steps, mix, appearance, frames, fps,
                                                  yaw_range], [video, orbit_status], api_name="stylenerf_orbit")
-        stop.click(None, None, None, cancels=[event])
+        def stop_orbit(request: gr.Request):
+            renders.stop(request)
+
+        stop.click(stop_orbit, None, None, cancels=[event], queue=False, api_visibility="private")

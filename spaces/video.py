@@ -1,11 +1,10 @@
 """Video tab: latent walks through keyframe seeds or uploaded codes, StyleGAN3 camera paths, and
 StyleGAN2 vs StyleGAN3 side by side to show texture sticking. Endpoint: /video.
 
-The event is a generator so Gradio's Stop closes it between batches: the render stops there and
-its temporary file is removed (a plain function would keep running in its worker thread)."""
+The event is a generator that renders batch by batch; its Stop ends the render and removes the
+partial file (spaces/renders.py)."""
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -20,6 +19,7 @@ from spaces.common import (
     progress_callback,
     user_errors,
 )
+from spaces.renders import StoppableRenders
 from stylecore.engine import ModelManager
 from stylecore.generate import GenerationSettings
 from stylecore.latents import parse_seeds
@@ -69,8 +69,10 @@ def build(manager: ModelManager) -> None:
     default_sg3 = _default_of(manager, "stylegan3", "demo-sg3")
     default_sg2 = _default_of(manager, "stylegan2", "demo")
 
+    renders = StoppableRenders()
+
     @user_errors
-    def start(model_id, compare_id, side_by_side, settings_args, progress):
+    def start(model_id, compare_id, side_by_side, settings_args, progress, cancelled):
         settings = _settings(*settings_args)
         ids = ([compare_id or default_sg2] if side_by_side else []) + [model_id or default_sg3]
         panels = []
@@ -80,7 +82,7 @@ def build(manager: ModelManager) -> None:
         folder = Path(tempfile.mkdtemp(prefix="stylecore-video-"))
         batch = 16 if manager.device.type == "cuda" else 4
         steps = render_video_steps(panels, settings, folder / f"{panels[-1].label}-walk.mp4",
-                                   VideoLimits.from_env(), batch_size=batch)
+                                   VideoLimits.from_env(), batch_size=batch, cancel=cancelled)
         return steps, folder, panels
 
     @GPU(duration=120)
@@ -90,24 +92,15 @@ def build(manager: ModelManager) -> None:
               frames_per_transition: float = 30, grid_w: float = 1, grid_h: float = 1,
               truncation_psi: float = 0.7, fps: float = 30, camera: str = "none", radius: float = 0.1,
               turns: float = 1.0, side_by_side: bool = False, gif: bool = False,
-              progress: gr.Progress = gr.Progress()):
+              request: gr.Request = None, progress: gr.Progress = gr.Progress()):
         """Render a latent walk to MP4 (and GIF); yields status lines, then the video, GIF and status."""
         settings_args = (seeds, codes, kind, space, loop, frames_per_transition, grid_w, grid_h,
                          truncation_psi, fps, camera, radius, turns, gif)
-        steps, folder, panels = start(model_id, compare_id, side_by_side, settings_args, progress)
-        try:
-            while True:
-                try:
-                    fraction, message = next(steps)
-                except StopIteration as done:
-                    result = done.value
-                    break
-                progress(fraction, desc=message)
-                yield gr.skip(), gr.skip(), message
-        finally:
-            steps.close()  # a Stop lands here: the writer deletes its temporary file
-            if not any(folder.iterdir()):
-                shutil.rmtree(folder, ignore_errors=True)
+        steps, folder, panels = start(model_id, compare_id, side_by_side, settings_args, progress,
+                                      renders.cancel_flag(request))
+        result = yield from renders.drive(request, steps, folder, progress, lambda m: (gr.skip(), gr.skip(), m))
+        if result is None:  # closed by Stop just before Gradio cancelled this event: nothing to show
+            return
         w, h = result.plan.size
         layout = (f"left: {panels[0].label}, right: {panels[1].label}" if len(panels) == 2
                   else panels[0].label)
@@ -155,4 +148,7 @@ def build(manager: ModelManager) -> None:
 
         event = go.click(video, [model, compare, seeds, codes, kind, space, loop, frames, grid_w, grid_h, psi, fps,
                                  camera, radius, turns, side, gif], [out_video, out_gif, status], api_name="video")
-        stop.click(None, None, None, cancels=[event])
+        def stop_render(request: gr.Request):
+            renders.stop(request)
+
+        stop.click(stop_render, None, None, cancels=[event], queue=False, api_visibility="private")

@@ -185,11 +185,13 @@ def render_orbit_steps(G: torch.nn.Module, out_path: Union[str, Path], geometry_
     seed = geometry_seed + (appearance_seed or 0) if bg_seed is None else bg_seed
     codes = background_codes(G, seed, settings.bg_temperature)
     start = time.perf_counter()
+    if _cancelled(cancel):
+        raise VideoCancelled("orbit video cancelled before it started")
     with Mp4Writer(out_path, (res, res), fps) as writer:
         for k, pose in enumerate(poses):
-            if _cancelled(cancel):
-                raise VideoCancelled("orbit video cancelled; no file was written")
             writer.write(render_ws(G, ws, pose, codes, force_fp32)[None])
+            if _cancelled(cancel):  # before yielding: a cancelled caller may never resume this generator
+                raise VideoCancelled("orbit video cancelled; no file was written")
             rate = (k + 1) / max(time.perf_counter() - start, 1e-9)
             yield (k + 1) / len(poses), f"rendered frame {k + 1} of {len(poses)} ({rate:.2f} frames/s)"
     return out_path

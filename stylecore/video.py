@@ -304,10 +304,10 @@ def render_video_steps(
     with Mp4Writer(out_path, plan.size, plan.fps) as writer:
         for frames in frame_batches(panels, settings, plan, batch_size):
             writer.write(frames)
+            if _cancelled(cancel):  # before yielding: a cancelled caller may never resume this generator
+                raise VideoCancelled("video cancelled; no file was written")
             rate = writer.frames / (time.perf_counter() - start)
             yield writer.frames / plan.frames, f"rendered {writer.frames} of {plan.frames} frames ({rate:.1f} fps)"
-            if _cancelled(cancel):
-                raise VideoCancelled("video cancelled; no file was written")
     gif_path = None
     if settings.gif:
         yield 1.0, "making the GIF"

@@ -1,0 +1,86 @@
+"""Long renders (latent-walk videos, StyleNeRF orbits) as Gradio generator events that Stop really ends.
+
+Gradio's cancel only stops awaiting the event: a generator waiting between steps would then be
+closed (and its temporary file removed) whenever the garbage collector gets to it. So a Stop also
+sets the session's cancel flag, which ends a step in progress, and closes a render that waits
+between steps itself; either way the partial file and its folder are removed at once.
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import gradio as gr
+
+from spaces.common import SessionStopFlags, session_key
+
+STOP_WAIT_SECONDS = 60  # longest a step in progress is waited for
+
+
+def remove_if_empty(folder: Path) -> None:
+    try:
+        if not any(folder.iterdir()):
+            shutil.rmtree(folder, ignore_errors=True)
+    except FileNotFoundError:
+        pass  # removed already by the other side of a Stop
+
+
+class StoppableRenders:
+    """The render in progress of each session, and its Stop."""
+
+    def __init__(self) -> None:
+        self._flags = SessionStopFlags()
+        self._runs: dict[str, tuple[Generator, Path]] = {}
+        self._lock = threading.Lock()
+
+    def cancel_flag(self, request: Optional[gr.Request]) -> Callable[[], bool]:
+        """A fresh cancel flag for the session's next render (pass it to the step generator)."""
+        flag = self._flags.get(request)
+        flag.clear()
+        return flag.is_set
+
+    def drive(self, request: Optional[gr.Request], steps: Generator, folder: Path, progress: gr.Progress,
+              update: Callable[[str], Any]) -> Generator[Any, None, Any]:
+        """Run `steps` (yielding (fraction, message)), yielding `update(message)` for the event;
+        returns the steps' result, or None when a Stop closed them."""
+        key = session_key(request)
+        with self._lock:
+            self._runs[key] = (steps, folder)
+        try:
+            while True:
+                try:
+                    fraction, message = next(steps)
+                except StopIteration as done:
+                    return done.value
+                progress(fraction, desc=message)
+                yield update(message)
+        finally:
+            with self._lock:
+                if key in self._runs and self._runs[key][0] is steps:
+                    del self._runs[key]
+            steps.close()  # a Gradio cancel that reached this generator: the writer removes its file
+            remove_if_empty(folder)
+
+    def stop(self, request: Optional[gr.Request]) -> None:
+        """End the session's render: at once if it waits between steps, else after the step in
+        progress (which then raises on its cancel flag, or is closed here)."""
+        self._flags.get(request).set()
+        with self._lock:
+            run = self._runs.pop(session_key(request), None)
+        if run is None:
+            return
+        steps, folder = run
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while True:
+            try:
+                steps.close()  # the writer removes its temporary file
+                break
+            except ValueError:  # "generator already executing": a step is being rendered
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.05)
+        remove_if_empty(folder)
