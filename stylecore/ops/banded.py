@@ -1,4 +1,4 @@
-"""FIR resampling along one axis as a block-banded matrix product: the fast CPU path.
+"""FIR resampling along one axis as a block-banded matrix product: the fast plain-torch path.
 
 Upsampling by zero insertion, padding, filtering and decimating along an axis is a linear map
 whose matrix is banded. Cutting the output into blocks of `b` samples, every block needs the same
@@ -9,6 +9,7 @@ over zero-stuffed images by an order of magnitude. It is differentiable like any
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -39,19 +40,13 @@ def plan_axis(length: int, taps: int, up: int, down: int, pad0: int, pad1: int) 
     if outputs < 1:
         raise ValueError(f"resampling {length} samples (up {up}, down {down}, padding {pad0}/{pad1}, "
                          f"{taps} taps) leaves no output")
-    unit = up // _gcd(up, down)  # the block length must make block * down a multiple of up
+    unit = up // math.gcd(up, down)  # the block length must make block * down a multiple of up
     block = max(unit, BLOCK_OUTPUTS // unit * unit)
     block = min(block, -(-outputs // unit) * unit)
     first = -(pad0 // up)  # ceil(-pad0 / up): the first input that reaches output 0
     last = ((block - 1) * down - pad0 + taps - 1) // up
     blocks = -(-outputs // block)
     return AxisPlan(outputs, block, last - first + 1, block * down // up, first, blocks)
-
-
-def _gcd(a: int, b: int) -> int:
-    while b:
-        a, b = b, a % b
-    return a
 
 
 def block_matrix(g: torch.Tensor, plan: AxisPlan, up: int, down: int, pad0: int) -> torch.Tensor:
