@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from spaces import GPU
+from spaces.handoff import EDITING_CODE_INPUTS, offer
 from spaces.common import (
     code_from,
     default_model,
@@ -271,7 +272,7 @@ def build(manager: ModelManager) -> None:
     def show_method(method: str):
         return [gr.update(visible=(method == m)) for m in METHODS]
 
-    with gr.Tab("Editing", id="editing"):
+    with gr.Tab("Editing", id="editing") as tab:
         offline_banner()
         with gr.Row():
             with gr.Column(scale=1):
@@ -283,6 +284,8 @@ def build(manager: ModelManager) -> None:
                     psi = gr.Slider(-1.0, 2.0, value=0.7, step=0.05, label="Truncation psi")
                     class_idx = gr.Number(value=0, precision=0, label="Class (conditional models only)")
                     code_file = gr.File(label="Code (.npz)", file_types=[".npz"], height=100)
+                    if isinstance(tab.parent, gr.Tabs):  # the app: other tabs may switch to this one
+                        offer(EDITING_CODE_INPUTS, (source, code_file, tab.parent))
                 method = gr.Radio(list(METHODS), value=METHODS[0], label="Edit with")
                 with gr.Group(visible=True) as ganspace_box:
                     gr.Markdown("**GANSpace**: principal components of W, computed once per model and cached.")

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from spaces import GPU
+from spaces.handoff import EDITING_CODE_INPUTS, INVERSION_CODES, offer, offered
 from spaces.common import (
     SessionStopFlags,
     default_model,
@@ -171,31 +172,6 @@ def _loss_table(results: list) -> Any:
     return pd.DataFrame(rows or [{"step": 0, "log10 loss": 0.0, "method": "no optimisation run"}])
 
 
-def _find_editing_inputs() -> Optional[tuple[Any, Any, Any]]:
-    """The Editing tab's 'Code from' radio and 'Code (.npz)' file, and the app's Tabs, when that tab
-    was built before this one; None otherwise (then only the download is offered)."""
-    root = gr.context.Context.root_block
-    if root is None:
-        return None
-
-    def walk(block: Any, parents: tuple):
-        yield block, parents
-        for child in getattr(block, "children", []) or []:
-            yield from walk(child, parents + (block,))
-
-    for block, parents in walk(root, ()):
-        if isinstance(block, gr.Tab) and getattr(block, "id", None) == "editing":
-            radio = file = None
-            for inner, _ in walk(block, ()):
-                if isinstance(inner, gr.Radio) and inner.label == "Code from":
-                    radio = inner
-                elif isinstance(inner, gr.File) and inner.label == "Code (.npz)":
-                    file = inner
-            tabs = next((p for p in reversed(parents) if isinstance(p, gr.Tabs)), None)
-            return (radio, file, tabs) if radio is not None and file is not None and tabs is not None else None
-    return None
-
-
 def build(manager: ModelManager) -> None:
     """Lay out the tab in the current gr.Blocks and wire its events."""
     choices = model_choices(manager)
@@ -283,7 +259,7 @@ def build(manager: ModelManager) -> None:
     def show_source(source: str):
         return gr.update(visible=source == "image"), gr.update(visible=source == "seed")
 
-    editing = _find_editing_inputs()
+    editing = offered(EDITING_CODE_INPUTS)
 
     with gr.Tab("Inversion", id="inversion"):
         offline_banner()
@@ -330,6 +306,7 @@ def build(manager: ModelManager) -> None:
                 plot = gr.LinePlot(x="step", y="log10 loss", color="method", label="Loss curves", height=260)
                 strip = gr.Gallery(label="ReStyle iterations", columns=6, height="auto", format="png")
                 codes = gr.File(label="Codes (.npz, key 'w')", file_count="multiple")
+                offer(INVERSION_CODES, codes)
                 with gr.Row():
                     chosen = gr.Dropdown([], label="Code to send to Editing", visible=editing is not None,
                                          allow_custom_value=True)

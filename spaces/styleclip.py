@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from spaces import GPU
+from spaces.handoff import INVERSION_CODES, offered
 from spaces.common import (
     SessionStopFlags,
     code_from,
@@ -77,25 +78,6 @@ def _inversion_code(files: Any) -> Optional[str]:
     if isinstance(files, (list, tuple)):
         files = files[0] if files else None
     return file_path(files)
-
-
-def _find_inversion_codes() -> Optional[Any]:
-    """The inversion tab's 'Codes' file list when that tab was built before this one."""
-    root = gr.context.Context.root_block
-    if root is None:
-        return None
-
-    def walk(block: Any):
-        yield block
-        for child in getattr(block, "children", []) or []:
-            yield from walk(child)
-
-    for block in walk(root):
-        if isinstance(block, gr.Tab) and getattr(block, "id", None) == "inversion":
-            for inner in walk(block):
-                if isinstance(inner, gr.File) and str(inner.label or "").startswith("Codes"):
-                    return inner
-    return None
 
 
 def build(manager: ModelManager) -> None:
@@ -250,7 +232,7 @@ def build(manager: ModelManager) -> None:
         return [gr.update(visible=(method == m)) for m in METHODS]
 
 
-    inversion_codes = _find_inversion_codes()
+    inversion_codes = offered(INVERSION_CODES)
     with gr.Tab("StyleCLIP", id="styleclip"):
         offline_banner()
         gr.Markdown("Edit by text with StyleCLIP (Patashnik et al. 2021). Global directions need a channel "
