@@ -1,9 +1,11 @@
 """Generator speed with each ops implementation: `python -m stylecore bench --arch ... --impl ...`.
 
 A released-size network with random weights (the speed does not depend on the weights) runs the
-same W codes with every requested implementation; each row gives the latency of one synthesis
-call, images per second, the peak memory of the call and the largest deviation of its output from
-the reference ops' output on the same inputs (relative to the reference's largest magnitude).
+same W codes with every requested implementation (and, with --graphs, replayed from a CUDA graph);
+each row gives the latency of one synthesis call, images per second, the peak memory of the calls
+(CUDA allocator peak; on the CPU the peak RSS of the whole process) and the largest deviation of its
+output from the reference ops' output on the same inputs, relative to the reference's largest
+magnitude (for bf16: from the fp32 reference).
 """
 from __future__ import annotations
 

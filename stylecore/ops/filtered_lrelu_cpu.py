@@ -22,11 +22,11 @@ SLICE_BYTES = 4 << 20  # upsampled activation per slice: about what the L2/L3 ca
 def channels_per_slice(x: torch.Tensor, up: int, padding: tuple[int, int, int, int], fu_size: tuple[int, int]
                        ) -> int:
     """How many of the N*C planes of `x` to process at once so the upsampled slice stays cached (CPU)."""
+    if x.device.type != "cpu":
+        return x.shape[0] * x.shape[1]  # a GPU wants few large launches, not cache-sized slices
     px0, px1, py0, py1 = padding
     height = x.shape[2] * up + py0 + py1 - fu_size[1] + 1
     width = x.shape[3] * up + px0 + px1 - fu_size[0] + 1
-    if x.device.type != "cpu":
-        return x.shape[0] * x.shape[1]  # a GPU wants few large launches, not cache-sized slices
     plane = max(height * width, 1) * x.element_size()
     return max(1, SLICE_BYTES // plane)
 

@@ -40,7 +40,7 @@ def current_impl() -> str:
 
 @contextlib.contextmanager
 def use_impl(name: str) -> Iterator[None]:
-    """Run a block with the ops implementation `name` ('ref', 'fast' or 'auto')."""
+    """Run a block (in this thread) with the ops implementation `name`, one of IMPLS."""
     if name not in IMPLS:
         raise ValueError(f"unknown ops implementation {name!r}; choose one of {', '.join(IMPLS)}")
     _overrides().append(name)
