@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 import gradio as gr
 
 from spaces.common import SessionStopFlags, session_key
+from stylecore.video import VideoCancelled
 
 STOP_WAIT_SECONDS = 60  # longest a step in progress is waited for
 
@@ -46,16 +47,20 @@ class StoppableRenders:
     def drive(self, request: Optional[gr.Request], steps: Generator, folder: Path, progress: gr.Progress,
               update: Callable[[str], Any]) -> Generator[Any, None, Any]:
         """Run `steps` (yielding (fraction, message)), yielding `update(message)` for the event;
-        returns the steps' result, or None when a Stop closed them."""
+        returns the steps' result, or None when a Stop ended them (then the last update says so)."""
         key = session_key(request)
         with self._lock:
             self._runs[key] = (steps, folder)
+        message = "nothing rendered yet"
         try:
             while True:
                 try:
                     fraction, message = next(steps)
                 except StopIteration as done:
                     return done.value
+                except VideoCancelled:  # the Stop's flag ended a step: a user's choice, not an error
+                    yield update(f"Stopped after: {message}. No file was written.")
+                    return None
                 progress(fraction, desc=message)
                 yield update(message)
         finally:

@@ -130,7 +130,7 @@ def build(manager: ModelManager) -> None:
             progress, renders.cancel_flag(request))
         begin = time.perf_counter()
         path = yield from renders.drive(request, steps_gen, folder, progress, lambda m: (gr.skip(), m))
-        if path is None:  # closed by Stop just before Gradio cancelled this event: nothing to show
+        if path is None:  # stopped
             return
         yield str(path), _status(model, settings, seeds, time.perf_counter() - begin, "orbit video rendered")
 

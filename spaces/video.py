@@ -99,7 +99,7 @@ def build(manager: ModelManager) -> None:
         steps, folder, panels = start(model_id, compare_id, side_by_side, settings_args, progress,
                                       renders.cancel_flag(request))
         result = yield from renders.drive(request, steps, folder, progress, lambda m: (gr.skip(), gr.skip(), m))
-        if result is None:  # closed by Stop just before Gradio cancelled this event: nothing to show
+        if result is None:  # stopped
             return
         w, h = result.plan.size
         layout = (f"left: {panels[0].label}, right: {panels[1].label}" if len(panels) == 2

@@ -76,4 +76,7 @@ def test_stop_ends_the_render_and_leaves_no_file(page, workdir):
     while set(temp.glob("stylecore-video-*")) - earlier and time.monotonic() < deadline:
         time.sleep(0.2)
     assert set(temp.glob("stylecore-video-*")) == earlier, "Stop must remove the partial video and its folder"
-    assert "of 600 frames" in page.locator("#video-status").inner_text()  # no finished video replaced it
+    status = page.locator("#video-status").inner_text()
+    assert "of 600 frames" in status, status  # progress or "Stopped after: ...": no finished video replaced it
+    page.wait_for_timeout(1000)  # an error would have reached the page by now
+    assert page.get_by_test_id("toast-body").count() == 0, "a Stop is not an error"
