@@ -90,7 +90,9 @@ class ModelCard:
 
     `architecture`/`format` may be "auto" (decided when the file is read: the loader sniffs the
     content) and `resolution` 0 (unknown until loaded). Exactly one source: `repo_id` +
-    `filename` (Hub) or `local_path`; "builtin" cards need neither.
+    `filename` (Hub), `url` (https, e.g. NVIDIA's NGC) or `local_path`; "builtin" cards need none.
+    `sha256` and `size` (bytes), when known, are what the published file must be: a download that
+    differs is refused, so a changed upstream file never loads silently.
     """
 
     id: str
@@ -104,6 +106,9 @@ class ModelCard:
     revision: Optional[str] = None
     repo_type: str = "model"
     local_path: Optional[str] = None
+    url: Optional[str] = None
+    sha256: Optional[str] = None
+    size: int = 0
     license: str = ""
     c_dim: int = 0
     notes: str = ""
@@ -127,6 +132,8 @@ class ModelCard:
             return "built-in"
         if self.local_path:
             return self.local_path
+        if self.url:
+            return self.url
         prefix = "" if self.repo_type == "model" else f"{self.repo_type}s/"
         rev = f"@{self.revision}" if self.revision else ""
         return f"hf://{prefix}{self.repo_id}/{self.filename}{rev}"
@@ -143,17 +150,24 @@ def card_problems(card: ModelCard) -> list[str]:
         out.append(f"format {card.format!r} is not one of {', '.join(FORMATS)}")
     if card.repo_type not in REPO_TYPES:
         out.append(f"repo_type {card.repo_type!r} is not one of {', '.join(REPO_TYPES)}")
-    for name in ("resolution", "c_dim"):
+    for name in ("resolution", "c_dim", "size"):
         value = getattr(card, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             out.append(f"{name} must be a whole number >= 0, not {value!r}")
+    if card.sha256 is not None and not (isinstance(card.sha256, str) and re.fullmatch(r"[0-9a-f]{64}", card.sha256)):
+        out.append(f"sha256 {card.sha256!r} must be 64 lower-case hex digits")
     if card.format != "builtin":
-        if card.repo_id and not card.filename:
+        if card.url is not None:
+            if not re.fullmatch(r"https?://[^/\s]+/\S*", str(card.url)):
+                out.append(f"url {card.url!r} must be an http(s) address such as https://host/path/file.pkl")
+            if card.repo_id or card.filename:
+                out.append("give either url or repo_id/filename, not both")
+        elif card.repo_id and not card.filename:
             out.append("repo_id is set but filename is missing")
         elif card.filename and not card.repo_id and not card.local_path:
             out.append("filename is set but repo_id is missing")
         elif not (card.repo_id and card.filename) and not card.local_path:
-            out.append("needs a source: repo_id and filename (a Hub file) or local_path")
+            out.append("needs a source: repo_id and filename (a Hub file), url or local_path")
         if card.repo_id and not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", card.repo_id):
             out.append(f"repo_id {card.repo_id!r} must look like 'owner/name'")
     return out
@@ -311,8 +325,8 @@ def parse_spec(spec: str, base_dir: Optional[PathLike] = None) -> dict[str, Any]
 
 _FIELDS = {f.name: f for f in fields(ModelCard)}
 _STR_FIELDS = {"id", "title", "architecture", "format", "domain", "repo_type", "license", "notes"}
-_OPT_STR_FIELDS = {"repo_id", "filename", "revision", "local_path"}
-_SOURCE_FIELDS = ("repo_id", "filename", "revision", "repo_type", "local_path")
+_OPT_STR_FIELDS = {"repo_id", "filename", "revision", "local_path", "url", "sha256"}
+_SOURCE_FIELDS = ("repo_id", "filename", "revision", "repo_type", "local_path", "url")
 
 
 def _entry_name(index: int, entry: Any) -> str:
@@ -339,7 +353,7 @@ def _check_entry(entry: Any, where: str) -> dict[str, Any]:
         elif key in _OPT_STR_FIELDS:
             ok = value is None or isinstance(value, str)
             want = "a string"
-        elif key in ("resolution", "c_dim"):
+        elif key in ("resolution", "c_dim", "size"):
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
             want = "a whole number >= 0"
         elif key == "force_fp32":
