@@ -92,6 +92,55 @@ def test_unsupported_persistence_version_is_refused(tmp_path, sg2_net, monkeypat
 
 
 # ------------------------------------------------------------------------------------------------
+# Torch containers and defaultdicts (StyleNeRF pickles) are read as data, never built or called
+
+
+def test_torch_containers_and_defaultdicts_are_read_as_data(tmp_path):
+    """Real torch containers, pickled as torch pickles them, come back as records walked like any other;
+    a defaultdict comes back as a plain dict."""
+    import pickle
+    from collections import defaultdict
+
+    from stylecore.formats.nvidia_pickle import flatten_state_dict
+    from stylecore.formats.safe_pickle import PersistentRecord, TorchContainerRecord, safe_load_pickle
+
+    inner = torch.nn.ModuleDict()
+    inner.register_buffer("b", torch.arange(3.0))
+    seq = torch.nn.Sequential()
+    seq.register_parameter("w", torch.nn.Parameter(torch.ones(2)))
+    seq.add_module("0", inner)
+    seq.add_module("1", torch.nn.ModuleList())
+    path = tmp_path / "containers.pkl"
+    path.write_bytes(pickle.dumps({"seq": seq, "cache": defaultdict(dict, a={"x": 1})}, protocol=4))
+    obj = safe_load_pickle(path)
+    record = obj["seq"]
+    assert isinstance(record, TorchContainerRecord) and isinstance(record, PersistentRecord)
+    assert [record.class_name, record.modules["0"].class_name, record.modules["1"].class_name] == \
+        ["Sequential", "ModuleDict", "ModuleList"]
+    assert record.module_sha256 == "" and not record.module_doc
+    state = flatten_state_dict(record, str(path))
+    assert list(state) == ["w", "0.b"] and torch.equal(state["0.b"], torch.arange(3.0))
+    assert type(obj["cache"]) is dict and obj["cache"] == {"a": {"x": 1}}
+
+
+@pytest.mark.parametrize("kind", sorted(hostile.CONTAINER_MISUSE))
+def test_misused_containers_are_malformed(tmp_path, kind):
+    path = tmp_path / f"{kind}.pkl"
+    path.write_bytes(hostile.CONTAINER_MISUSE[kind])
+    _expect_checkpoint_error(path)
+
+
+@pytest.mark.parametrize("kind", sorted(hostile.DEFAULTDICT_FACTORIES))
+def test_defaultdict_factory_must_be_a_builtin_type(tmp_path, kind):
+    """An allowed callable as the factory is refused at the defaultdict, before anything could call it."""
+    path = tmp_path / f"{kind}.pkl"
+    path.write_bytes(hostile.DEFAULTDICT_FACTORIES[kind])
+    with pytest.raises(UnsafeCheckpointError) as err:
+        load_generator(path)
+    assert err.value.global_name == "collections.defaultdict" and str(path) in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------------
 # Declared sizes are checked against the bytes present, before allocating
 
 

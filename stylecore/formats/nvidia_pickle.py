@@ -55,7 +55,10 @@ def _child(record: PersistentRecord, name: str, path: str) -> PersistentRecord:
 
 
 def flatten_state_dict(record: PersistentRecord, path: str) -> dict[str, torch.Tensor]:
-    """Parameters then persistent buffers of each module, then its children: `G.state_dict()` names."""
+    """Parameters then persistent buffers of each module, then its children: `G.state_dict()` names.
+
+    Torch containers (`adapter`, `blocks`) are `TorchContainerRecord`s, walked like any record.
+    """
     out: dict[str, torch.Tensor] = {}
 
     def tensors(mapping: Any, where: str) -> Mapping:
@@ -81,7 +84,8 @@ def flatten_state_dict(record: PersistentRecord, path: str) -> dict[str, torch.T
             if child is None:
                 continue
             if not isinstance(child, PersistentRecord) or not isinstance(name, str):
-                raise CheckpointError(path, f"sub-module {prefix}{name} is not a persistence record")
+                raise CheckpointError(path, f"sub-module {prefix}{name} is neither a persistence record "
+                                            f"nor a torch container")
             visit(child, f"{prefix}{name}.", depth + 1)
 
     visit(record, "", 0)

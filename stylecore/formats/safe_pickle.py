@@ -25,6 +25,7 @@ __all__ = [
     "EasyDict",
     "PersistentRecord",
     "TFNetworkStub",
+    "TorchContainerRecord",
     "safe_load_pickle",
 ]
 
@@ -185,6 +186,36 @@ class PersistentRecord:
     def attr(self, name: str, default: Any = None) -> Any:
         """A plain attribute the class's __init__ stored (resolved configuration)."""
         return self.state.get(name, default)
+
+
+class TorchContainerRecord(PersistentRecord, metaclass=_FrozenClass):
+    """A torch container (`Sequential`, `ModuleList`, `ModuleDict`) kept as data, like a persistence record.
+
+    Real files pickle these as plain objects (NEWOBJ of the class, then BUILD with the module's
+    `__dict__`), not through `torch_utils.persistence`; this stand-in takes that `__dict__` as its
+    `state`, so its `_modules` / `_parameters` / `_buffers` are walked exactly like a record's.
+    No torch module is built. One subclass per allowed global; `global_name` says which.
+    """
+
+    global_name = ""
+
+    def __new__(cls, *args: Any) -> "TorchContainerRecord":
+        if args:  # NEWOBJ passes its arguments here and never calls __init__
+            raise _Malformed(f"{cls.global_name} takes no constructor arguments in a checkpoint")
+        return super().__new__(cls)
+
+    def __init__(self) -> None:
+        """Fields arrive by BUILD (the dataclass constructor of PersistentRecord does not apply)."""
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict) or "state" in self.__dict__:
+            raise _Malformed(f"{self.global_name} state must be one dict (the module's __dict__)")
+        self.__dict__.update(class_name=self.global_name.rsplit(".", 1)[1], module_sha256="", module_doc="",
+                             module_has_bom=False, state=state)
+
+
+def _container_class(global_name: str) -> type:
+    return _FrozenClass(global_name.rsplit(".", 1)[1], (TorchContainerRecord,), {"global_name": global_name})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -432,6 +463,20 @@ def _np_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any = "C") -> np.nda
     return np.frombuffer(bytearray(buf), dtype=dtype).reshape(shape, order=order)
 
 
+# OmegaConf metadata names types as values (object_type=dict, key_type=int, ...): inert markers.
+_BUILTIN_TYPES = {t: _Marker(f"builtins.{t}") for t in ("dict", "list", "str", "int", "float", "bool")}
+
+
+def _defaultdict(default_factory: Any = None) -> dict:
+    """`collections.defaultdict(factory)` (OmegaConf's `Metadata.resolver_cache`) read as a plain dict.
+
+    The factory is never called; it may only be one of the inert builtin-type markers (or None).
+    """
+    if default_factory is not None and not any(default_factory is m for m in _BUILTIN_TYPES.values()):
+        raise _Refused("collections.defaultdict", "a defaultdict's factory may only be a builtin type")
+    return {}
+
+
 def _codecs_encode(obj: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
     if not isinstance(obj, str) or encoding not in ("latin1", "latin-1"):
         raise _Refused("_codecs.encode", "only latin-1 encoding of text (protocol-2 bytes) is allowed")
@@ -503,6 +548,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("torch._tensor", "_rebuild_from_type_v2"): _allow("torch._tensor._rebuild_from_type_v2", _rebuild_from_type_v2),
     ("torch.storage", "_load_from_bytes"): _allow("torch.storage._load_from_bytes", _load_from_bytes),
     ("collections", "OrderedDict"): __import__("collections").OrderedDict,
+    ("collections", "defaultdict"): _allow("collections.defaultdict", _defaultdict),
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
     ("__builtin__", "set"): set,  # protocol-2 pickles written by Python 3 use Python 2 names
@@ -525,8 +571,11 @@ for _cfg in ("omegaconf.dictconfig.DictConfig", "omegaconf.listconfig.ListConfig
              "omegaconf.nodes.BooleanNode", "omegaconf.base.Metadata", "omegaconf.base.ContainerMetadata"):
     _ALLOWED[tuple(_cfg.rsplit(".", 1))] = _config_class(_cfg)
 _ALLOWED[("typing", "Any")] = _Marker("typing.Any")
-for _type in ("dict", "list", "str", "int", "float", "bool"):  # OmegaConf metadata names types as values
-    _ALLOWED[("builtins", _type)] = _Marker(f"builtins.{_type}")
+# Torch containers inside network records (StyleNeRF's upsampler `adapter`, its NeRF `blocks`).
+for _container in ("Sequential", "ModuleList", "ModuleDict"):
+    _ALLOWED[("torch.nn.modules.container", _container)] = _container_class(f"torch.nn.modules.container.{_container}")
+for _type, _marker in _BUILTIN_TYPES.items():
+    _ALLOWED[("builtins", _type)] = _marker
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -558,7 +607,8 @@ def _load(file: BinaryIO, name: str) -> Any:
 def safe_load_pickle(path_or_fileobj: Union[str, "os.PathLike[str]", BinaryIO]) -> Any:
     """Unpickle a checkpoint as data only; refuse any global outside the allow-list.
 
-    Persistence records come back as `PersistentRecord`, EasyDicts as `EasyDict`, TF networks as
+    Persistence records come back as `PersistentRecord` (torch containers as its subclass
+    `TorchContainerRecord`), EasyDicts as `EasyDict`, TF networks as
     `TFNetworkStub`, tensors as CPU tensors, numpy values as numpy values.
     """
     if isinstance(path_or_fileobj, (str, os.PathLike)):

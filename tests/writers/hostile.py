@@ -118,6 +118,17 @@ def write_object_array(path: Any, marker: Any) -> str:
     return "numpy.dtype"
 
 
+def write_container_gadget(path: Any, marker: Any) -> str:
+    """A torch `Sequential`, pickled as a plain torch object like StyleNeRF's `adapter`, holding an
+    os.system call among its sub-modules."""
+    seq = torch.nn.Sequential.__new__(torch.nn.Sequential)
+    seq.__dict__.update(training=False, _parameters=OrderedDict(), _buffers=OrderedDict(),
+                        _modules=OrderedDict([("0", _SystemCall(marker))]))
+    with open(path, "wb") as f:
+        pickle.dump({"G_ema": seq}, f, protocol=4)
+    return f"{os.system.__module__}.system"
+
+
 CODE_GADGETS: dict[str, Callable[[Any, Any], str]] = {
     "os_system": write_os_system,
     "builtins_exec": write_builtins_exec,
@@ -128,6 +139,31 @@ CODE_GADGETS: dict[str, Callable[[Any, Any], str]] = {
     "outer_storage_class": write_outer_storage_class,
     "getattr": write_getattr_gadget,
     "object_array": write_object_array,
+    "container_gadget": write_container_gadget,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Torch containers and defaultdicts misused (hand-written protocol-2 streams)
+
+_SEQUENTIAL = b"\x80\x02ctorch.nn.modules.container\nSequential\n"
+_DEFAULTDICT = b"\x80\x02ccollections\ndefaultdict\n"
+
+# Each must raise CheckpointError (malformed data), never build anything.
+CONTAINER_MISUSE: dict[str, bytes] = {
+    "state_not_a_dict": _SEQUENTIAL + b")\x81K\x01b.",  # NEWOBJ(), BUILD with the int 1
+    "newobj_arguments": _SEQUENTIAL + b"K\x01\x85\x81.",  # NEWOBJ with (1,)
+    "called_with_arguments": _SEQUENTIAL + b"K\x01\x85R.",  # REDUCE: Sequential(1)
+    "built_twice": _SEQUENTIAL + b")\x81}b}b.",  # a second BUILD replacing the state
+    "class_patched": _SEQUENTIAL + b"}X\x03\x00\x00\x00badK\x01sb.",  # BUILD on the class itself
+    "defaultdict_initial_items": _DEFAULTDICT + b"cbuiltins\ndict\n}\x86R.",  # defaultdict(dict, {})
+}
+
+# defaultdicts whose factory is an allowed global that is not a builtin type: refused, never called.
+DEFAULTDICT_FACTORIES: dict[str, bytes] = {
+    "easydict": _DEFAULTDICT + b"cdnnlib.util\nEasyDict\n\x85R.",
+    "ordereddict": _DEFAULTDICT + b"ccollections\nOrderedDict\n\x85R.",
+    "load_from_bytes": _DEFAULTDICT + b"ctorch.storage\n_load_from_bytes\n\x85R.",
 }
 
 

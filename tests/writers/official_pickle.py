@@ -3,13 +3,14 @@
 The real files are written by `torch_utils.persistence`: every network is a REDUCE of
 `torch_utils.persistence._reconstruct_persistent_obj(meta)` with the module's source text and
 its `__dict__`, tensors pickled by plain `pickle.dump` (legacy storage blobs). We reproduce that
-with temporary stand-in modules registered in `sys.modules` while pickling, so the stream names
-the same globals as a real file. See reference/stylegan_formats.md §1.1-1.4.
+with temporary stand-in modules registered in `sys.modules` while pickling, and numpy functions
+named as numpy 1.x named them, so the stream names exactly the globals of a real file
+(reference/real_files.md §1; tests/test_real_globals.py checks it). Torch containers inside a
+network are plain pickled torch objects, as in the real files. See reference/stylegan_formats.md §1.1-1.4.
 """
 from __future__ import annotations
 
 import contextlib
-import pickle
 import sys
 import types
 from collections import OrderedDict
@@ -17,6 +18,8 @@ from typing import Any, Iterator, Literal, Optional, Sequence
 
 import numpy as np
 import torch
+
+from .numpy1_pickle import dump
 
 # Dummy module sources: our own placeholder text, shaped like the real files' openings so the
 # reader's docstring-based identification (§1.5 item 2) sees what it would see in a real file.
@@ -53,6 +56,8 @@ _SG3_ONLY_ATTRS = {
 _TORCH17_HOOKS = ("_backward_hooks", "_forward_hooks", "_forward_pre_hooks", "_state_dict_hooks",
                   "_load_state_dict_pre_hooks")
 _MODULE_KEYS = {"training", "_parameters", "_buffers", "_non_persistent_buffers_set", "_modules"}
+# torch classes are not persistent: real files hold these as plain pickled torch objects (NERF19 names two).
+_CONTAINERS = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
 
 
 @contextlib.contextmanager
@@ -128,10 +133,8 @@ class _Writer:
                 out[k] = None if v is None else (OrderedDict() if isinstance(v, dict) else v)
         return out
 
-    def record(self, module: torch.nn.Module, init_kwargs: Optional[dict] = None,
-               extra_state: Optional[dict] = None) -> _Persistent:
-        cls = type(module).__name__
-        drop = _SG3_ONLY_ATTRS.get(cls, set()) if self.flavour == "ada" else set()
+    def module_state(self, module: torch.nn.Module) -> dict[str, Any]:
+        """The nn.Module bookkeeping of `module.__dict__`, children written by `child`."""
         skip = module._non_persistent_buffers_set
         state: dict[str, Any] = {"training": False}
         state["_parameters"] = OrderedDict(
@@ -141,8 +144,31 @@ class _Writer:
                                         for k, v in module._buffers.items() if k not in skip)
         state["_non_persistent_buffers_set"] = set()
         state.update(self.hooks(module))
-        state["_modules"] = OrderedDict((k, None if v is None else self.record(v, self.child_kwargs(module, k)))
-                                        for k, v in module._modules.items())
+        state["_modules"] = OrderedDict((k, self.child(module, k, v)) for k, v in module._modules.items())
+        return state
+
+    def child(self, parent: torch.nn.Module, name: str, module: Optional[torch.nn.Module]) -> Any:
+        if module is None:
+            return None
+        if isinstance(module, _CONTAINERS):
+            return self.container(module)
+        return self.record(module, self.child_kwargs(parent, name))
+
+    def container(self, module: torch.nn.Module) -> torch.nn.Module:
+        """A torch container as torch pickles it: NEWOBJ of the real class, BUILD with its `__dict__`.
+
+        An empty instance of the real class carries the written state, so the stream names
+        `torch.nn.modules.container.<Class>` and nothing else; no torch code runs when it is read.
+        """
+        plain = type(module).__new__(type(module))
+        plain.__dict__.update(self.module_state(module))
+        return plain
+
+    def record(self, module: torch.nn.Module, init_kwargs: Optional[dict] = None,
+               extra_state: Optional[dict] = None) -> _Persistent:
+        cls = type(module).__name__
+        drop = _SG3_ONLY_ATTRS.get(cls, set()) if self.flavour == "ada" else set()
+        state = self.module_state(module)
         for k, v in module.__dict__.items():
             if k in _MODULE_KEYS or k.startswith("_") or k in drop or k in state:
                 continue
@@ -216,6 +242,11 @@ def write_official_pickle(
     `init_kwargs` are stored as given (pass ADA's nested form for 'ada', see `nest_ada_kwargs`);
     `keys` selects which standard entries appear; `inject` adds entries to G_ema's state (for
     hostile tests); `extra_keys` adds entries that forks write.
+
+    The protocol decides whether the modules' empty `_non_persistent_buffers_set` names a global:
+    protocol 3 (Python 3.7's default, NVIDIA's own ADA release) pickles a set as a call of
+    `builtins.set` (the ADA9 set of reference/real_files.md §1); protocol 4 (Python 3.8+, the
+    default here for 'sg3') has set opcodes, so an 'ada' file written with it carries ADA8.
     """
     if module_src is None:
         if flavour == "ada":
@@ -247,4 +278,4 @@ def write_official_pickle(
             data["fork_note"] = "written by a fork that adds keys"
             data["metrics"] = [np.float64(3.5), np.array([1, 2], dtype=np.int64)]
         with open(path, "wb") as f:
-            pickle.dump(data, f, protocol=protocol)
+            dump(data, f, protocol=protocol)

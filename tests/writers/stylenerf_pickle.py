@@ -3,27 +3,27 @@
 Like official StyleGAN snapshots (see official_pickle.py), every network is a
 `torch_utils.persistence` record with its module's source text and `__dict__`; StyleNeRF adds
 OmegaConf containers as the stored constructor kwargs (DictConfig/ListConfig with AnyNode leaves,
-Metadata/ContainerMetadata, `typing.Any`) and non-Module persistent objects on the synthesis
-network (`C` CameraRay, `V` VolumeRenderer, `U` Upsampler) holding configuration. Stand-in
-classes registered under the real module names make the stream name the real globals
-(reference/encoders_clip_nerf.md C.1). The embedded sources are placeholder text.
+Metadata/ContainerMetadata with OmegaConf >= 2.1's `resolver_cache = defaultdict(dict)`,
+`typing.Any`) and non-Module persistent objects on the synthesis network (`C` CameraRay,
+`V` VolumeRenderer, `U` Upsampler) holding configuration. The upsampler `adapter`s
+(`torch.nn.Sequential`) and the NeRF `blocks` (`torch.nn.ModuleList`) are plain pickled torch
+objects, not persistence records. Stand-in classes registered under the real module names make
+the stream name exactly the real globals (the NERF19 set of reference/real_files.md §1;
+reference/encoders_clip_nerf.md C.1). The embedded sources are placeholder text.
 """
 from __future__ import annotations
 
 import contextlib
-import pickle
 import sys
 import types
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
 
-try:  # imported as `writers.*` by the test suite, as `tests.writers.*` from the repository root
-    from writers.official_pickle import _fake_official_modules, _Persistent, _Writer
-except ImportError:  # pragma: no cover
-    from tests.writers.official_pickle import _fake_official_modules, _Persistent, _Writer
+from .numpy1_pickle import dump
+from .official_pickle import _fake_official_modules, _Persistent, _Writer
 
 # Placeholder module sources, shaped like the openings of the real files; never executed.
 SOURCES = {
@@ -53,7 +53,7 @@ def _fake_omegaconf() -> Iterator[types.SimpleNamespace]:
 
     class Metadata:
         def __init__(self, **fields: Any):
-            self.__dict__.update(fields)
+            self.__dict__.update(fields, resolver_cache=defaultdict(dict))  # OmegaConf >= 2.1
 
     class ContainerMetadata(Metadata):
         pass
@@ -177,13 +177,12 @@ def write_stylenerf_pickle(path: Any, G: torch.nn.Module, init_kwargs: dict, inj
         if inject:
             syn_conf._content.update(inject)
         stored = dict(top, mapping_kwargs=to_omegaconf(oc, mapping), synthesis_kwargs=syn_conf)
-        data = OrderedDict()
-        data["training_set_kwargs"] = fake.EasyDict(class_name="training.dataset.ImageFolderDataset",
-                                                    path="ffhq.zip", resolution=int(G.img_resolution),
-                                                    use_labels=False, xflip=True)
+        data = OrderedDict()  # the training loop stores dict(training_set_kwargs): no EasyDict in NERF19
+        data["training_set_kwargs"] = dict(class_name="training.dataset.ImageFolderDataset", path="ffhq.zip",
+                                           resolution=int(G.img_resolution), use_labels=False, xflip=True)
         data["G"] = w.record(G, stored)
         data["D"] = w.discriminator()
         data["G_ema"] = w.record(G, stored)
         data["augment_pipe"] = None
         with open(path, "wb") as f:
-            pickle.dump(dict(data), f, protocol=protocol)
+            dump(dict(data), f, protocol=protocol)

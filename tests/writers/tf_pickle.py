@@ -2,13 +2,14 @@
 
 The file is a pickled `(G, D, Gs)` tuple of `dnnlib.tflib.network.Network` objects (GLOBAL +
 NEWOBJ + BUILD with the `__getstate__` dict of §1.7), whose variables are in TF layout: the exact
-inverse of the reader's conversion table. The `dnnlib` modules exist only while pickling.
+inverse of the reader's conversion table. The `dnnlib` modules exist only while pickling; numpy
+functions are named as numpy 1.x named them, so the file carries exactly the TF5 globals of
+reference/real_files.md §1.
 """
 from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import re
 import sys
 import types
@@ -16,6 +17,8 @@ from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 import torch
+
+from .numpy1_pickle import dump
 
 BUILD_MODULE_SRC = "# dummy TensorFlow network source: a reader must never execute or need this\nraise SystemExit(1)\n"
 
@@ -163,4 +166,4 @@ def write_tf_pickle(path: Union[str, "os.PathLike[str]"], G_official: torch.nn.M
         D = network(Network, "D", [("4x4/Dense0/weight", np.zeros([8, 4], np.float32))], func="D_stylegan2")
         Gs = generator("Gs", 1.0)
         with open(path, "wb") as f:
-            pickle.dump((G, D, Gs), f, protocol=3)
+            dump((G, D, Gs), f, protocol=3)
