@@ -17,17 +17,48 @@ def _zoo(args: argparse.Namespace):
     return zoo
 
 
-def cmd_models(args: argparse.Namespace) -> int:
-    """List the model cards with their download state."""
-    from stylecore import hub
+def _pin(card) -> str:
+    """How a card's bytes are fixed: a Hub commit and/or a known SHA-256; NVIDIA's URLs have neither."""
+    if card.is_builtin:
+        return "-"
+    parts = []
+    if card.repo_id:
+        parts.append(f"@{card.revision[:12]}" if card.revision else "@main (unpinned)")
+    if card.sha256:
+        parts.append(f"sha256 {card.sha256[:12]}")
+    elif card.url:
+        parts.append("sha256 recorded at first download")
+    return ", ".join(parts) or "-"
 
-    rows = [("id", "architecture", "res", "domain", "state", "source")]
-    for card in _zoo(args).cards():
-        rows.append((card.id, card.architecture, str(card.resolution or "?"), card.domain,
-                     hub.download_state(card), card.source))
+
+def _table(rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List the model cards (download state, source, pin, license), then encoders and auxiliary files."""
+    from stylecore import hub
+    from stylecore.align import LANDMARKS_CARD
+    from stylecore.encoder_zoo import ENCODER_CARDS
+    from stylecore.identity import ARCFACE_CARD
+    from stylecore.metrics import VGG16_CARD
+
+    header = ("id", "architecture", "res", "domain", "state", "source", "pin", "license")
+
+    def row(card) -> tuple[str, ...]:
+        return (card.id, card.architecture, str(card.resolution or "?"), card.domain, hub.download_state(card),
+                card.source, _pin(card), card.license.split(";")[0])
+
+    _table([header] + [row(card) for card in _zoo(args).cards()])
+    if not args.all:
+        return 0
+    print("\nencoders (Inversion tab)")
+    _table([header] + [row(card) for card in ENCODER_CARDS])
+    print("\nauxiliary files")
+    _table([("id", "source", "pin", "license")] + [(c.id, c.source, _pin(c), c.license.split(";")[0])
+                                                  for c in (VGG16_CARD, LANDMARKS_CARD, ARCFACE_CARD)])
     return 0
 
 
@@ -400,8 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stylecore", description="StyleGAN engine command line")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("models", help="list known models and whether they are downloaded")
+    p = sub.add_parser("models", help="list known models: download state, source, pinned revision, license")
     p.add_argument("--models", help="TOML/JSON file of extra model cards")
+    p.add_argument("--all", action="store_true", help="also list the encoders and the auxiliary files")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("generate", help="generate images from seeds")

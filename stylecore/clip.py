@@ -49,6 +49,7 @@ class ClipSpec:
 
 CLIP_MODELS: dict[str, ClipSpec] = {s.id: s for s in (
     ClipSpec("openai-vit-b-32", "ViT-B-32-quickgelu", "timm/vit_base_patch32_clip_224.openai",
+             revision="ab5b8ef490e86faa07d3523926b842c765de1de5",  # the commit seen on the Hub (real_files.md)
              title="OpenAI CLIP ViT-B/32 (the model StyleCLIP used)"),
     ClipSpec("openai-vit-b-16", "ViT-B-16-quickgelu", "timm/vit_base_patch16_clip_224.openai",
              title="OpenAI CLIP ViT-B/16"),

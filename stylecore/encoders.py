@@ -207,6 +207,11 @@ def load_encoder(path: PathLike, device: Union[str, torch.device] = "cpu") -> En
         raise CheckpointError(path, f"{other}no encoder.* weights in the checkpoint's state_dict")
     if not dec:
         raise CheckpointError(path, "no decoder.* weights in the checkpoint's state_dict")
+    if any(key.startswith("synthesis.input.") for key in dec):
+        raise CheckpointError(path, "this encoder's decoder is a StyleGAN3 network (an encoder of stylegan3-editing, "
+                                    "such as trysem/restyle-e4e-ffhq's restyle_e4e_ffhq.pt); only encoders over a "
+                                    "StyleGAN2 decoder are supported: use the StyleGAN2 release, e.g. "
+                                    "restyle_e4e_ffhq_encode.pt of yuval-alaluf/restyle-encoder")
     opts = _opts_dict(ckpt.get("opts"), path)
     encoder_type = _encoder_type(opts, enc, path)
     kind = SUPPORTED_ENCODER_TYPES[encoder_type]

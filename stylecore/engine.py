@@ -19,6 +19,7 @@ import torch
 from stylecore import hub
 from stylecore.demo import DEMO_KWARGS, build_demo_generator
 from stylecore.networks.layers import reduced_precision
+from stylecore.reachability import UNPROBED, Reachability
 from stylecore.zoo import ModelCard, Zoo
 
 Progress = Optional[Callable[[float, str], None]]
@@ -94,6 +95,7 @@ class ModelManager:
         self._locks: dict[str, threading.Lock] = {}
         self._state_lock = threading.Lock()
         self.load_count: dict[str, int] = {}
+        self.reachability: Reachability = UNPROBED  # the app sets what its start-up probe found
 
     def _model_lock(self, model_id: str) -> threading.Lock:
         with self._state_lock:

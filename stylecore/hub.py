@@ -1,4 +1,5 @@
-"""Model card -> local checkpoint file, through huggingface_hub's cache; honest errors when it can't.
+"""Model card -> local checkpoint file, through huggingface_hub's cache (or, for https URL cards,
+`stylecore.downloads`); honest errors when it can't.
 
 Nothing here runs at import: `huggingface_hub` is imported on first use, and a file is only
 downloaded by `fetch`. huggingface_hub reads HF_ENDPOINT, HF_HUB_OFFLINE and the cache folder
@@ -7,17 +8,18 @@ call and passes them explicitly, so the app and the tests can change them at run
 
 huggingface_hub does not check downloaded bytes against the Hub's SHA-256 on the plain HTTP
 path (only the size), so `fetch` hashes a freshly downloaded LFS blob itself and removes it
-from the cache when it does not match.
+from the cache when it does not match. A card that knows its file's SHA-256 (the published one)
+refuses any other file: a changed upstream file never loads silently.
 """
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import re
 from pathlib import Path
 from typing import Callable, Optional
 
+from stylecore.downloads import file_sha256
 from stylecore.zoo import ModelCard
 
 # huggingface_hub sends a telemetry request to the Hub on first use unless this is set before it
@@ -53,6 +55,8 @@ class ModelUnavailable(Exception):
         self.remedy = remedy
         if card.local_path:
             where = card.local_path
+        elif card.url:
+            where = card.url
         else:
             where = f"{card.repo_id}/{card.filename} @ {card.revision or 'main'}"
             if card.repo_type != "model":
@@ -114,6 +118,10 @@ def local_file(card: ModelCard) -> Optional[Path]:
     if card.local_path:
         path = Path(card.local_path).expanduser()
         return path if path.is_file() else None
+    if card.url:
+        from stylecore.downloads import url_local_file
+
+        return url_local_file(card)
     from huggingface_hub import try_to_load_from_cache
 
     try:
@@ -193,6 +201,10 @@ def fetch(card: ModelCard, progress: Optional[Progress] = None, refresh: bool = 
         raise ValueError(f"model {card.id!r} is built in: it has no file to fetch")
     if card.local_path:
         return _local(card, progress)
+    if card.url:
+        from stylecore.downloads import fetch_url
+
+        return fetch_url(card, progress=progress, refresh=refresh)
 
     from huggingface_hub import hf_hub_download
 
@@ -202,6 +214,7 @@ def fetch(card: ModelCard, progress: Optional[Progress] = None, refresh: bool = 
     label = f"{card.repo_id}/{card.filename}"
     cached = local_file(card)
     if cached is not None and not refresh:
+        _check_card_hash(card, cached, cache_dir)
         if progress is not None:
             size = cached.stat().st_size
             progress(size, size, f"{label} is in the cache")
@@ -223,10 +236,41 @@ def fetch(card: ModelCard, progress: Optional[Progress] = None, refresh: bool = 
     path = Path(found)
     if cached is None or os.path.realpath(cached) != os.path.realpath(path):
         _verify(card, path, cache_dir, progress)
+    _check_card_hash(card, path, cache_dir)
     if progress is not None:
         size = path.stat().st_size
         progress(size, size, f"{label} is ready")
     return path
+
+
+def _check_card_hash(card: ModelCard, path: Path, cache_dir: Path) -> None:
+    """Refuse a file that is not the one the card was made for (its published SHA-256), and drop it.
+
+    The cache names LFS blobs by their SHA-256, already checked against the Hub by `_verify`, so this
+    costs nothing; a file the cache does not name so (no symlinks) is hashed."""
+    if not card.sha256:
+        return
+    blob = Path(os.path.realpath(path))
+    actual = blob.name if blob.parent.name == "blobs" and _SHA256.fullmatch(blob.name) else file_sha256(blob)
+    if actual == card.sha256:
+        return
+    _drop(path, blob)
+    raise ModelUnavailable(
+        card, "changed-upstream",
+        f"the file at {card.repo_id}@{card.revision or 'main'} is not the one this card was made for: SHA-256 "
+        f"{actual[:12]}... instead of the published {card.sha256[:12]}...; the upstream file changed, so it was "
+        f"removed from the cache {cache_dir} and not loaded",
+        "check the repo's history; to use the new file anyway, add it under another id with a spec "
+        "(hf://owner/repo/file@revision), which carries no expected hash")
+
+
+def _drop(*paths: Path) -> None:
+    """Remove a refused file from the cache (its snapshot link and its blob), whatever is left of it."""
+    for leftover in paths:
+        try:
+            os.unlink(leftover)
+        except OSError:
+            pass
 
 
 def _verify(card: ModelCard, path: Path, cache_dir: Path, progress: Optional[Progress]) -> None:
@@ -237,18 +281,10 @@ def _verify(card: ModelCard, path: Path, cache_dir: Path, progress: Optional[Pro
         return  # a small git file (named by its git hash) or a cache without symlinks: nothing to compare
     if progress is not None:
         progress(blob.stat().st_size, blob.stat().st_size, f"checking {card.filename}")
-    digest = hashlib.sha256()
-    with open(blob, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    actual = digest.hexdigest()
+    actual = file_sha256(blob)
     if actual == expected:
         return
-    for leftover in (path, blob):
-        try:
-            os.unlink(leftover)
-        except OSError:
-            pass
+    _drop(path, blob)
     raise ModelUnavailable(
         card, "corrupt",
         f"the downloaded file is corrupt (SHA-256 {actual[:12]}... instead of the Hub's {expected[:12]}...) "

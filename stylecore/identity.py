@@ -14,23 +14,33 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Union
+from pathlib import Path
+from typing import Callable, Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from stylecore.formats.errors import CheckpointError
+from stylecore.zoo import ModelCard
 from stylecore.networks.encoders_backbone import (
     DEFAULT_WIDTHS,
     irse50_body,
     irse50_input_layer,
 )
 
-__all__ = ["ENV_ID_WEIGHTS", "IdentityNet", "IdentityWeightsError", "load_identity", "identity_embedding",
-           "identity_loss"]
+__all__ = ["ARCFACE_CARD", "ENV_ID_WEIGHTS", "IdentityNet", "IdentityWeightsError", "identity_weights_path",
+           "load_identity", "identity_embedding", "identity_loss"]
 
 ENV_ID_WEIGHTS = "STYLECORE_ID_WEIGHTS"
+# The released IR-SE50 weights on the Hub (reference/real_files.md section 4: 175 MB, PT3 globals). The
+# repo's commit is known only as a9bd6d2, which cannot be resolved here, so the card follows `main`.
+ARCFACE_CARD = ModelCard(
+    id="arcface-ir-se50", title="ArcFace IR-SE50 face recognition (model_ir_se50.pth)",
+    repo_id="matbee/model_ir_se50_pytorch", filename="model_ir_se50.pth",
+    license="InsightFace / TreB1eN port: MIT code; weights trained on MS-Celeb-1M (research use)",
+    notes="identity loss of StyleCLIP latent optimisation (as in pSp / e4e / StyleCLIP); revision: main "
+          "(the commit a9bd6d2 seen on the Hub could not be resolved to a full hash)")
 INPUT_SIZE = 112
 OUTPUT_SPATIAL = 7  # 112 halved by the four stages
 EMBED_DIM = 512
@@ -41,6 +51,24 @@ POOL_SIZE = 256
 STAGE_STARTS = (0, 3, 7, 21)
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+def identity_weights_path(explicit: Optional[str] = None,
+                          progress: Optional[Callable[[int, Optional[int], str], None]] = None) -> Path:
+    """The face-recognition weights to use: a file the user gave, else $STYLECORE_ID_WEIGHTS, else the
+    built-in Hub card (downloaded once into the Hub cache; errors say how to supply the file instead)."""
+    from stylecore import hub
+
+    chosen = (explicit or "").strip() or os.environ.get(ENV_ID_WEIGHTS, "").strip()
+    if chosen:
+        return Path(chosen).expanduser()
+    try:
+        return hub.fetch(ARCFACE_CARD, progress=progress)
+    except hub.ModelUnavailable as exc:
+        raise ValueError(f"the identity loss needs face-recognition weights, and {ARCFACE_CARD.repo_id}/"
+                         f"{ARCFACE_CARD.filename} could not be had ({exc.reason}): upload model_ir_se50.pth "
+                         f"(ArcFace IR-SE50), set ${ENV_ID_WEIGHTS} to its path, or use identity lambda 0 to turn "
+                         "the identity loss off") from exc
 
 
 class IdentityWeightsError(CheckpointError, ValueError):

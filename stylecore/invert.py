@@ -82,6 +82,7 @@ class InversionResult:
     cancelled: bool = False
     metrics: dict[str, float] = field(default_factory=dict)  # filled by invert_compare
     start: Optional["InversionResult"] = None  # hybrid: the encoder result it started from
+    note: str = ""  # what the user must know to read the result (e.g. a generator the encoder was not made for)
 
 
 # ---------------------------------------------------------------------------------------------

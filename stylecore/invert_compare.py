@@ -19,15 +19,18 @@ import torch
 from stylecore.invert import (InversionResult, ProjectorConfig, Progress, ShouldStop, WPlusConfig, codes_result,
                               hybrid, project_w, project_wplus, target_tensor)
 from stylecore.metrics import image_metrics
+from stylecore.networks.digest import synthesis_digest
 
 __all__ = ["METHOD_KINDS", "MethodSpec", "EncoderRun", "EncoderResolver", "zoo_encoder", "run_methods",
-           "result_tensor", "save_result", "MAX_STEPS", "MAX_ITERATIONS"]
+           "result_tensor", "save_result", "decoder_match_note", "MAX_STEPS", "MAX_ITERATIONS"]
 
 METHOD_KINDS = ("w", "wplus", "encoder", "hybrid")
 MAX_STEPS = 10000
 MAX_ITERATIONS = 20
 # An encoder as the comparison needs it: (target [1, 3, R, R] in [-1, 1], iterations, progress)
-# -> W+ codes after each pass ([1, num_ws, w_dim] each; one entry for single-pass encoders).
+# -> W+ codes after each pass ([1, num_ws, w_dim] each; one entry for single-pass encoders). A run that
+# also has a `decoder` attribute (the network the encoder was trained with) gets its results checked
+# against the generator that renders them.
 EncoderRun = Callable[[torch.Tensor, int, Progress], list[torch.Tensor]]
 EncoderResolver = Callable[[str, Progress], EncoderRun]
 
@@ -94,16 +97,41 @@ def zoo_encoder(encoder_id: str, progress: Progress = None, device: torch.device
             model = encoders.load_encoder(path, device=device)
             _ENCODERS[key] = model
 
-    def run(target: torch.Tensor, iterations: int, step_progress: Progress) -> list[torch.Tensor]:
-        if getattr(model, "iterative", False):
+    return _ZooEncoderRun(model)
+
+
+@dataclass
+class _ZooEncoderRun:
+    """A loaded encoder as an `EncoderRun`, carrying the decoder it was trained with."""
+
+    model: object
+
+    @property
+    def decoder(self) -> torch.nn.Module:
+        return self.model.decoder  # type: ignore[attr-defined]
+
+    def __call__(self, target: torch.Tensor, iterations: int, step_progress: Progress) -> list[torch.Tensor]:
+        from stylecore import encoders
+
+        if getattr(self.model, "iterative", False):
             def on_step(done: int, total: int, message: str) -> None:
                 if step_progress is not None:
                     step_progress(done / total, message)
 
-            return [s.codes for s in encoders.restyle(model, target, iterations, progress=on_step)]
-        return [encoders.encode(model, target)]
+            return [s.codes for s in encoders.restyle(self.model, target, iterations, progress=on_step)]
+        return [encoders.encode(self.model, target)]
 
-    return run
+
+def decoder_match_note(encoder_name: str, decoder: Optional[torch.nn.Module], G: torch.nn.Module) -> str:
+    """Whether G, which renders an encoder's codes, is the decoder the encoder was trained with
+    (compared by the synthesis weights' SHA-256); '' when the encoder does not say."""
+    if decoder is None:
+        return ""
+    if synthesis_digest(decoder) == synthesis_digest(G):
+        return f"{encoder_name}: rendered with the same weights as the encoder's own decoder (SHA-256 match)"
+    return (f"{encoder_name}: this generator is NOT the one the encoder was trained with (its weights differ from "
+            "the encoder's decoder), so its codes are drawn by another network: expect a poor reconstruction; "
+            "pick the encoder's own generator for a faithful result")
 
 
 def result_tensor(result: InversionResult) -> torch.Tensor:
@@ -155,6 +183,7 @@ def run_methods(G: torch.nn.Module, image: np.ndarray, methods: Sequence[MethodS
             name = f"encoder {label}" + (f" ({len(passes)} iterations)" if len(passes) > 1 else "")
             result = codes_result(G, passes[-1], name, time.perf_counter() - start, force_fp32,
                                   iterations=passes if len(passes) > 1 else ())
+            result.note = decoder_match_note(f"encoder {label}", getattr(encoder, "decoder", None), G)
             encoder_cache[key] = _measure(result, target, lpips_net)
         return encoder_cache[key]
 

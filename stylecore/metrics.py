@@ -27,7 +27,8 @@ __all__ = ["VGG16_CARD", "ENV_BACKBONE", "build_lpips", "get_lpips", "load_vgg16
 ENV_BACKBONE = "STYLECORE_LPIPS_BACKBONE"
 VGG16_CARD = ModelCard(
     id="lpips-vgg16-backbone", title="VGG16 (torchvision ImageNet weights) for LPIPS", repo_id="timm/vgg16.tv_in1k",
-    filename="model.safetensors", license="BSD-3-Clause (torchvision weights)",
+    filename="model.safetensors", revision="3394518cba29aee1ea82a49d971be90d2dd1dab7",
+    license="BSD-3-Clause (torchvision weights)",
     notes="backbone of the LPIPS perceptual distance used by the inversion methods")
 # lpips' VGG16 keeps torchvision's layer indices inside five slices: features.N -> net.slice{k}.N
 _SLICES = ((1, range(0, 4)), (2, range(4, 9)), (3, range(9, 16)), (4, range(16, 23)), (5, range(23, 30)))

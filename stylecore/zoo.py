@@ -27,17 +27,15 @@ in a file listing. Users add or override cards without editing code:
   Relative ``local_path`` values are relative to the models file. Overriding merges: the fields
   given replace the card's; giving ``local_path`` drops the Hub source and vice versa.
 * a one-off spec (``--model SPEC`` / `Zoo.add_spec`): ``hf://owner/repo/path/file.pkl[@revision]``
-  (``hf://datasets/...`` and ``hf://spaces/...`` for other repo types), or a local path; prefix
-  ``my-id=`` to choose the id.
+  (``hf://datasets/...`` and ``hf://spaces/...`` for other repo types), an ``https://`` URL on an
+  allowed host (NVIDIA's by default; a models file adds hosts with a top-level
+  ``allowed_hosts = ["host"]``), or a local path; prefix ``my-id=`` to choose the id.
 
-Not built in, because no public Hub copy is confirmed ([U] in hub_models.md): the official
-StyleGAN3 T/R pickles (``stylegan3-{t,r}-{ffhq-1024x1024,ffhqu-256x256,ffhqu-1024x1024,
-afhqv2-512x512,metfaces-1024x1024,metfacesu-1024x1024}.pkl``), StyleGAN2 FFHQ 256
-(``stylegan2-ffhq-256x256.pkl``) and the other official NVIDIA file names. Download them from
-NVIDIA and add them as a local path, or point a spec at a mirror you trust, e.g.
-``--model sg3-r-ffhq-1024=hf://<owner>/<repo>/stylegan3-r-ffhq-1024x1024.pkl``.
-The rosinality-format domain-adapted generators of ``rinong/stylegan-nada-models``
-(``hf://rinong/stylegan-nada-models/pixar.pt`` ...) load the same way.
+NVIDIA's official networks (reference/real_files.md section 2) are built in with their https URLs
+(`OFFICIAL_CARDS`): all StyleGAN3 T/R and StyleGAN2 pickles on NGC, the StyleGAN2-ADA and the
+StyleGAN2 TensorFlow pickles; `stylecore.downloads` fetches and verifies them. The rosinality-format
+domain-adapted generators of ``rinong/stylegan-nada-models`` (``hf://rinong/stylegan-nada-models/pixar.pt``
+...) load through a spec.
 """
 from __future__ import annotations
 
@@ -185,7 +183,75 @@ _UNSTATED = "not stated on the repo: check it before use beyond research"
 _HUMAN = "StyleGAN-Human: research and non-commercial use only (see its repo)"
 _SNERF = "CC BY-NC 4.0 (model card); FFHQ images CC BY-NC-SA 4.0"
 _DG, _ZLP, _ZL = "DragGan/DragGan-Models", "ZeqiangLai/StyleGAN2-pkl", "ZeqiangLai/StyleGAN2"
+# Commits of the Hub repos at which the files below were seen (reference/real_files.md section 3).
+_DG_REV = "87f7e5149260af3f7ca87ef12e527d6300bc44c7"
+_ZLP_REV = "422f40439ddaa6d041cf698347f08e9bdf9f6036"
+_ZL_REV = "bb4e00dc8ac0afbb9e0a5b6f72754c679673ee2e"
+_HUMAN_REV = "2ffc51649a4967b850584a751cc3070cbf78741e"
+_SNERF_REV = "ff1f82bb8abd58fcc16f8d1f14f8539c21beb208"
 _ROSI_NOTE = "rosinality-format .pt; converted to the official network when loaded"
+_HUB_COPY = "Hub copy of NVIDIA's file (pinned, SHA-256 checked)"
+
+# NVIDIA's own servers (reference/real_files.md section 2): public, no login, no published checksum.
+_NGC = "https://api.ngc.nvidia.com/v2/models/nvidia/research/{family}/versions/1/files/{name}"
+_NVLABS = "https://nvlabs-fi-cdn.nvidia.com/{folder}/{name}"
+# dataset key -> (title, domain, dataset license)
+_DATASETS = {
+    "ffhq": ("FFHQ", "faces", "FFHQ images CC BY-NC-SA 4.0"),
+    "ffhqu": ("FFHQ-U (unaligned)", "faces", "FFHQ images CC BY-NC-SA 4.0"),
+    "metfaces": ("MetFaces", "art", "MetFaces images CC BY-NC 2.0"),
+    "metfacesu": ("MetFaces-U (unaligned)", "art", "MetFaces images CC BY-NC 2.0"),
+    "afhqv2": ("AFHQv2 (cats, dogs, wild animals)", "animals", "AFHQ images CC BY-NC 4.0"),
+    "afhqcat": ("AFHQ Cat", "animals", "AFHQ images CC BY-NC 4.0"),
+    "afhqdog": ("AFHQ Dog", "animals", "AFHQ images CC BY-NC 4.0"),
+    "afhqwild": ("AFHQ Wild", "animals", "AFHQ images CC BY-NC 4.0"),
+    "brecahad": ("BreCaHAD (histology)", "medical", "BreCaHAD images CC BY 4.0"),
+    "cifar10": ("CIFAR-10 (10 classes)", "objects", "CIFAR-10 images: see its site"),
+    "celebahq": ("CelebA-HQ", "faces", "CelebA images: non-commercial research only"),
+    "lsundog": ("LSUN Dog", "animals", "LSUN images: see its site"),
+    "car": ("LSUN Car", "cars", "LSUN images: see its site"),
+    "cat": ("LSUN Cat", "animals", "LSUN images: see its site"),
+    "church": ("LSUN Church", "buildings", "LSUN images: see its site"),
+    "horse": ("LSUN Horse", "animals", "LSUN images: see its site"),
+}
+_CONDITIONAL = {"cifar10": 10}
+
+
+def _official(id: str, title: str, arch: str, key: str, res: int, url: str, fmt: str = "nvidia-pickle",
+              notes: str = "") -> ModelCard:
+    name, domain, data_license = _DATASETS[key]
+    c_dim = _CONDITIONAL.get(key, 0)
+    extra = f"conditional: pick one of {c_dim} classes" if c_dim else ""
+    return ModelCard(id=id, title=f"{title} {name} {res}", architecture=arch, format=fmt, resolution=res,
+                     domain=domain, url=url, license=f"{_NV}; {data_license}", c_dim=c_dim,
+                     notes="; ".join(n for n in ("NVIDIA's official network", extra, notes) if n))
+
+
+_SG3_FILES = (("ffhq", 1024), ("ffhqu", 1024), ("ffhqu", 256), ("metfaces", 1024), ("metfacesu", 1024),
+              ("afhqv2", 512))
+_SG2_FILES = (("ffhq", 256), ("ffhq", 512), ("ffhq", 1024), ("ffhqu", 256), ("ffhqu", 1024), ("metfaces", 1024),
+              ("metfacesu", 1024), ("afhqv2", 512), ("afhqcat", 512), ("afhqdog", 512), ("afhqwild", 512),
+              ("brecahad", 512), ("cifar10", 32), ("celebahq", 256), ("lsundog", 256))
+_ADA_FILES = (("ffhq", 1024), ("metfaces", 1024), ("afhqcat", 512), ("afhqdog", 512), ("afhqwild", 512),
+              ("brecahad", 512), ("cifar10", 32))
+_TF_FILES = (("ffhq", 1024, ""), ("car", 512, "images are 512x384"), ("cat", 256, ""), ("church", 256, ""),
+             ("horse", 256, ""))
+
+OFFICIAL_CARDS: tuple[ModelCard, ...] = (
+    *(_official(f"sg3-{cfg}-{key}-{res}", f"StyleGAN3-{cfg.upper()}", "stylegan3", key, res,
+                _NGC.format(family="stylegan3", name=f"stylegan3-{cfg}-{key}-{res}x{res}.pkl"))
+      for cfg in ("t", "r") for key, res in _SG3_FILES),
+    *(_official(f"sg2-{key}-{res}", "StyleGAN2", "stylegan2", key, res,
+                _NGC.format(family="stylegan2", name=f"stylegan2-{key}-{res}x{res}.pkl"))
+      for key, res in _SG2_FILES),
+    *(_official(f"sg2ada-{key}-{res}", "StyleGAN2-ADA", "stylegan2", key, res,
+                _NVLABS.format(folder="stylegan2-ada-pytorch/pretrained", name=f"{key}.pkl"))
+      for key, res in _ADA_FILES),
+    *(_official(f"sg2-{key}-{res}-tf", "StyleGAN2 config-f (TensorFlow pickle)", "stylegan2", key, res,
+                _NVLABS.format(folder="stylegan2/networks", name=f"stylegan2-{key}-config-f.pkl"), fmt="tf-pickle",
+                notes="; ".join(n for n in ("legacy TensorFlow pickle, converted when loaded", extra) if n))
+      for key, res, extra in _TF_FILES),
+)
 
 BUILTIN_CARDS: tuple[ModelCard, ...] = (
     ModelCard(id="demo", title="Built-in demo network (random weights, untrained)", architecture="stylegan2",
@@ -199,77 +265,95 @@ BUILTIN_CARDS: tuple[ModelCard, ...] = (
               architecture="stylenerf", format="builtin", resolution=64, domain="demo",
               license="MIT (part of this project)",
               notes="untrained 3-D-aware demo network for trying the camera controls; needs no download"),
-    # StyleGAN2 / StyleGAN2-ADA, official NVIDIA pickles
-    _card("sg2-ffhq-512", "StyleGAN2 FFHQ 512", "stylegan2", "nvidia-pickle", 512, "faces", _DG,
-          "stylegan2-ffhq-512x512.pkl", _NV + "; FFHQ images CC BY-NC-SA 4.0"),
-    _card("sg2-afhqcat-512", "StyleGAN2 AFHQ Cat 512", "stylegan2", "nvidia-pickle", 512, "animals", _DG,
-          "stylegan2-afhqcat-512x512.pkl", _NV + "; AFHQ images CC BY-NC 4.0"),
-    _card("sg2-afhqdog-512", "StyleGAN2-ADA AFHQ Dog 512", "stylegan2", "nvidia-pickle", 512, "animals", _ZLP,
-          "ada/afhqdog.pkl", _NV_ADA),
+    *OFFICIAL_CARDS,
+    # Hub copies of official NVIDIA pickles, and other StyleGAN2 / StyleGAN2-ADA pickles on the Hub
+    _card("sg2-ffhq-512-hub", "StyleGAN2 FFHQ 512 (Hub copy)", "stylegan2", "nvidia-pickle", 512, "faces", _DG,
+          "stylegan2-ffhq-512x512.pkl", _NV + "; FFHQ images CC BY-NC-SA 4.0", _HUB_COPY, revision=_DG_REV,
+          sha256="d2b1c92f41ce8a64c55f7a75ef06c4c0eef9e17b1eb29aae8c10fb37b3e60478"),
+    _card("sg2-afhqcat-512-hub", "StyleGAN2 AFHQ Cat 512 (Hub copy)", "stylegan2", "nvidia-pickle", 512, "animals",
+          _DG, "stylegan2-afhqcat-512x512.pkl", _NV + "; AFHQ images CC BY-NC 4.0", _HUB_COPY, revision=_DG_REV,
+          sha256="17a83abee464242f8bb40dc6363d33c2fb087066b68fc0147677fdbf21f7a7a9"),
+    _card("sg2ada-afhqdog-512-hub", "StyleGAN2-ADA AFHQ Dog 512 (Hub copy)", "stylegan2", "nvidia-pickle", 512,
+          "animals", _ZLP, "ada/afhqdog.pkl", _NV_ADA, _HUB_COPY, revision=_ZLP_REV,
+          sha256="f124ff3f23206052473a7212cbc1f4e095a73c231500411e9c3b81a11eac3662"),
     _card("sg2-lhq-256", "StyleGAN2 LHQ landscapes 256", "stylegan2", "nvidia-pickle", 256, "landscapes", _DG,
-          "stylegan2-lhq-256x256.pkl", _UNSTATED),
+          "stylegan2-lhq-256x256.pkl", _UNSTATED, revision=_DG_REV,
+          sha256="ae2c33d456ff3f274d472da9849c9bb515b7f0032af0d713d0d2d7f42b7942dc"),
     _card("sg2-dogs-1024", "StyleGAN2 dogs 1024 (Self-Distilled StyleGAN)", "stylegan2", "nvidia-pickle", 1024,
-          "animals", _DG, "stylegan2_dogs_1024_pytorch.pkl", _UNSTATED),
+          "animals", _DG, "stylegan2_dogs_1024_pytorch.pkl", _UNSTATED, revision=_DG_REV, size=381630441,
+          sha256="c9e93090d02916165a602c728c0e37458fc0c58fbc58e4d75bcd096bb81c7e8c"),
     _card("sg2-horses-256", "StyleGAN2 horses 256 (Self-Distilled StyleGAN)", "stylegan2", "nvidia-pickle", 256,
-          "animals", _DG, "stylegan2_horses_256_pytorch.pkl", _UNSTATED),
-    _card("sg2-metfaces-1024", "StyleGAN2-ADA MetFaces 1024", "stylegan2", "nvidia-pickle", 1024, "art", _ZLP,
-          "ada/metfaces.pkl", _NV_ADA + "; MetFaces images CC BY-NC 2.0"),
-    _card("sg2-brecahad-512", "StyleGAN2-ADA BreCaHAD 512 (histology)", "stylegan2", "nvidia-pickle", 512,
-          "medical", _ZLP, "ada/brecahad.pkl", _NV_ADA),
+          "animals", _DG, "stylegan2_horses_256_pytorch.pkl", _UNSTATED, revision=_DG_REV, size=357336721,
+          sha256="f100dc32e2731a293f3b31a9038416f72aa5cc30555b3315a82e19c065f81b0c"),
+    _card("sg2ada-metfaces-1024-hub", "StyleGAN2-ADA MetFaces 1024 (Hub copy)", "stylegan2", "nvidia-pickle", 1024,
+          "art", _ZLP, "ada/metfaces.pkl", _NV_ADA + "; MetFaces images CC BY-NC 2.0", _HUB_COPY, revision=_ZLP_REV,
+          sha256="880a460d011a3696c088f58f5844b44271b17903963f2671f96f72dfbce5f76f"),
+    _card("sg2ada-brecahad-512-hub", "StyleGAN2-ADA BreCaHAD 512 (Hub copy)", "stylegan2", "nvidia-pickle", 512,
+          "medical", _ZLP, "ada/brecahad.pkl", _NV_ADA, _HUB_COPY, revision=_ZLP_REV,
+          sha256="f9f0c2766187aff4c3424c4a5a67d52c503672f28cf08eab645382523b7a5161"),
     _card("sg2-human-1024", "StyleGAN-Human v2 1024x512 (full body)", "stylegan2", "nvidia-pickle", 1024, "humans",
           "public-data/StyleGAN-Human", "models/stylegan_human_v2_1024.pkl", _HUMAN,
           "call with force_fp32=True; images are 1024x512; mirror: " + _ZLP + "/human/stylegan_human_v2_1024.pkl",
-          force_fp32=True),
+          force_fp32=True, revision=_HUMAN_REV),
     _card("sg2-human-512", "StyleGAN-Human v2 512x256 (full body)", "stylegan2", "nvidia-pickle", 512, "humans",
           _ZLP, "human/stylegan_human_v2_512.pkl", _HUMAN, "call with force_fp32=True; images are 512x256",
-          force_fp32=True),
-    # Legacy TensorFlow pickles (config-f)
-    _card("sg2-ffhq-1024-tf", "StyleGAN2 FFHQ 1024 (config-f, TensorFlow pickle)", "stylegan2", "tf-pickle", 1024,
-          "faces", _ZLP, "stylegan2/stylegan2-ffhq-config-f.pkl", _NV + "; FFHQ images CC BY-NC-SA 4.0",
-          "legacy TensorFlow pickle, 381,673,535 bytes; converted when loaded"),
-    _card("sg2-car-512-tf", "StyleGAN2 LSUN Car 512x384 (config-f, TensorFlow pickle)", "stylegan2", "tf-pickle",
-          512, "cars", _DG, "stylegan2-car-config-f.pkl", _NV, "legacy TensorFlow pickle; images are 512x384"),
-    _card("sg2-cat-256-tf", "StyleGAN2 LSUN Cat 256 (config-f, TensorFlow pickle)", "stylegan2", "tf-pickle", 256,
-          "animals", _DG, "stylegan2-cat-config-f.pkl", _NV, "legacy TensorFlow pickle"),
+          force_fp32=True, revision=_ZLP_REV, size=352745981,
+          sha256="7af33f638e3b3aba7bf99456eec3e9d4a022d8a7dd67683a3605a7dd37665a3b"),
+    # Hub copies of the legacy TensorFlow pickles (config-f)
+    _card("sg2-ffhq-1024-tf-hub", "StyleGAN2 FFHQ 1024 (config-f, TensorFlow pickle, Hub copy)", "stylegan2",
+          "tf-pickle", 1024, "faces", _ZLP, "stylegan2/stylegan2-ffhq-config-f.pkl",
+          _NV + "; FFHQ images CC BY-NC-SA 4.0", "legacy TensorFlow pickle; converted when loaded; " + _HUB_COPY,
+          revision=_ZLP_REV, size=381673535, sha256="adf127ea7bb8a7788c8bdeda3c9937f7310b669b09ecf799ca53a631ff46948d"),
+    _card("sg2-car-512-tf-hub", "StyleGAN2 LSUN Car 512x384 (config-f, TensorFlow pickle, Hub copy)", "stylegan2",
+          "tf-pickle", 512, "cars", _DG, "stylegan2-car-config-f.pkl", _NV,
+          "legacy TensorFlow pickle; images are 512x384; " + _HUB_COPY, revision=_DG_REV),
+    _card("sg2-cat-256-tf-hub", "StyleGAN2 LSUN Cat 256 (config-f, TensorFlow pickle, Hub copy)", "stylegan2",
+          "tf-pickle", 256, "animals", _DG, "stylegan2-cat-config-f.pkl", _NV,
+          "legacy TensorFlow pickle; " + _HUB_COPY, revision=_DG_REV, size=357418027,
+          sha256="08940fd616cfaf6bc7b0286b5d1a0b3f70febb26e136d64716c8d3f5e9bd3883"),
     # StyleGAN3
     _card("sg3-t-lhq-256", "StyleGAN3-T LHQ landscapes 256 (Justin Pinkney)", "stylegan3", "nvidia-pickle", 256,
-          "landscapes", "justinpinkney/stylegan3-t-lhq-256", "lhq-256-stylegan3-t-25Mimg.pkl", "MIT (repo card)"),
+          "landscapes", "justinpinkney/stylegan3-t-lhq-256", "lhq-256-stylegan3-t-25Mimg.pkl", "MIT (repo card)",
+          revision="bc80be416c3660d93e8a7421bc451a6d31a8a1ae", size=343475703,
+          sha256="cdf396b1e68a7da77faa292b3360e97bab42d12f0817016616a2146b8ed4a10a"),
     # StyleNeRF (facebookresearch), StyleGAN2-ADA-style pickles with OmegaConf configuration
     *(_card(f"stylenerf-ffhq-{res}", f"StyleNeRF FFHQ {res}", "stylenerf", "nvidia-pickle", res, "faces",
             "facebook/stylenerf-ffhq-config-basic", f"ffhq_{res}.pkl", _SNERF,
-            "3-D-aware: camera yaw, pitch and field of view in the StyleNeRF tab") for res in (256, 512, 1024)),
+            "3-D-aware: camera yaw, pitch and field of view in the StyleNeRF tab", revision=_SNERF_REV)
+      for res in (256, 512, 1024)),
     # rosinality-format StyleGAN2 (.pt)
     _card("sg2-ffhq-1024-rosinality", "StyleGAN2 FFHQ 1024 (config-f, rosinality .pt)", "stylegan2", "rosinality",
-          1024, "faces", "akhaliq/jojogan-stylegan2-ffhq-config-f", "stylegan2-ffhq-config-f.pt",
-          _NV + " (converted weights)", _ROSI_NOTE + "; mirror: " + _ZL + "/stylegan2-ffhq-config-f.pt"),
+          1024, "faces", "akhaliq/OneshotCLIP-stylegan2-ffhq", "stylegan2-ffhq-config-f.pt",
+          _NV + " (converted weights)", _ROSI_NOTE + "; the generator e4e, pSp and StyleCLIP's fs3.npy were made "
+          "with; mirror: " + _ZL + "/stylegan2-ffhq-config-f.pt",
+          revision="024390a9508cb2d124dfaa8ec1caee3ad1a9da59", size=381462551,
+          sha256="bae494ef77e32a9cd1792a81a3c167692a0e64f6bcd8b06592ff42917e2ed46e"),
     _card("sg2-car-512-rosinality", "StyleGAN2 LSUN Car 512x384 (config-f, rosinality .pt)", "stylegan2",
-          "rosinality", 512, "cars", _ZL, "stylegan2-car-config-f.pt", _NV + " (converted weights)", _ROSI_NOTE),
+          "rosinality", 512, "cars", _ZL, "stylegan2-car-config-f.pt", _NV + " (converted weights)", _ROSI_NOTE,
+          revision=_ZL_REV, size=123949595, sha256="c69f161fd576801027cbaa8b09142b5dd9f508034b2d0f4a2a0cdcbc1d587c9c"),
     _card("sg2-cat-256-rosinality", "StyleGAN2 LSUN Cat 256 (config-f, rosinality .pt)", "stylegan2", "rosinality",
-          256, "animals", _ZL, "stylegan2-cat-config-f.pt", _NV + " (converted weights)", _ROSI_NOTE),
+          256, "animals", _ZL, "stylegan2-cat-config-f.pt", _NV + " (converted weights)", _ROSI_NOTE,
+          revision=_ZL_REV, size=120878283, sha256="ff1036877c8964ba7c9e84316e67ea26bea64bbfcf6bd6c645f45589d248727f"),
     _card("sg2-church-256-rosinality", "StyleGAN2 LSUN Church 256 (config-f, rosinality .pt)", "stylegan2",
           "rosinality", 256, "buildings", _ZL, "stylegan2-church-config-f.pt", _NV + " (converted weights)",
-          _ROSI_NOTE),
+          _ROSI_NOTE, revision=_ZL_REV),
     _card("sg2-horse-256-rosinality", "StyleGAN2 LSUN Horse 256 (config-f, rosinality .pt)", "stylegan2",
           "rosinality", 256, "animals", _ZL, "stylegan2-horse-config-f.pt", _NV + " (converted weights)",
-          _ROSI_NOTE),
+          _ROSI_NOTE, revision=_ZL_REV),
     _card("sg2-ada-ffhq-1024-rosinality", "StyleGAN2-ADA FFHQ (rosinality .pt)", "stylegan2", "rosinality", 1024,
           "faces", _ZL, "ada/ffhq.pt", _NV_ADA + " (converted weights)",
-          _ROSI_NOTE + "; resolution as in the official ADA release, checked when loaded"),
-    _card("sg2-ada-metfaces-1024-rosinality", "StyleGAN2-ADA MetFaces 1024 (rosinality .pt)", "stylegan2",
-          "rosinality", 1024, "art", _ZL, "ada/metfaces.pt", _NV_ADA + " (converted weights)", _ROSI_NOTE),
-    _card("sg2-ada-afhqcat-512-rosinality", "StyleGAN2-ADA AFHQ Cat 512 (rosinality .pt)", "stylegan2", "rosinality",
-          512, "animals", _ZL, "ada/afhqcat.pt", _NV_ADA + " (converted weights)", _ROSI_NOTE),
-    _card("sg2-ada-afhqdog-512-rosinality", "StyleGAN2-ADA AFHQ Dog 512 (rosinality .pt)", "stylegan2", "rosinality",
-          512, "animals", _ZL, "ada/afhqdog.pt", _NV_ADA + " (converted weights)", _ROSI_NOTE),
-    _card("sg2-ada-afhqwild-512-rosinality", "StyleGAN2-ADA AFHQ Wild 512 (rosinality .pt)", "stylegan2",
-          "rosinality", 512, "animals", _ZL, "ada/afhqwild.pt", _NV_ADA + " (converted weights)", _ROSI_NOTE),
-    _card("sg2-ada-brecahad-512-rosinality", "StyleGAN2-ADA BreCaHAD 512 (rosinality .pt)", "stylegan2",
-          "rosinality", 512, "medical", _ZL, "ada/brecahad.pt", _NV_ADA + " (converted weights)", _ROSI_NOTE),
+          _ROSI_NOTE + "; resolution as in the official ADA release, checked when loaded", revision=_ZL_REV,
+          sha256="1a0c25c17013e0bb99bd3de4e80ea52cb3efc2b71224ff902e0a29bafac9c531"),
+    *(_card(f"sg2-ada-{key}-{res}-rosinality", f"StyleGAN2-ADA {_DATASETS[key][0]} {res} (rosinality .pt)",
+            "stylegan2", "rosinality", res, _DATASETS[key][1], _ZL, f"ada/{key}.pt", _NV_ADA + " (converted weights)",
+            _ROSI_NOTE, revision=_ZL_REV)
+      for key, res in (("metfaces", 1024), ("afhqcat", 512), ("afhqdog", 512), ("afhqwild", 512), ("brecahad", 512))),
     _card("sg2-human-512-rosinality", "StyleGAN-Human v2 512x256 (rosinality .pt)", "stylegan2", "rosinality", 512,
-          "humans", _ZL, "human/v2_512.pt", _HUMAN, _ROSI_NOTE + "; call with force_fp32=True", force_fp32=True),
+          "humans", _ZL, "human/v2_512.pt", _HUMAN, _ROSI_NOTE + "; call with force_fp32=True", force_fp32=True,
+          revision=_ZL_REV),
     _card("sg2-human-1024-rosinality", "StyleGAN-Human v2 1024x512 (rosinality .pt)", "stylegan2", "rosinality",
           1024, "humans", _ZL, "human/v2_1024.pt", _HUMAN, _ROSI_NOTE + "; call with force_fp32=True",
-          force_fp32=True),
+          force_fp32=True, revision=_ZL_REV, sha256="4ed850f82c8a1bd8ee904e94c38de29c2e9a8680b93ae66be115f52ea167c330"),
 )
 
 
@@ -288,7 +372,7 @@ def guess_format(filename: str) -> str:
 
 
 def parse_spec(spec: str, base_dir: Optional[PathLike] = None) -> dict[str, Any]:
-    """`hf://[datasets/|spaces/]owner/repo/path/file[@revision]` or a local path -> card fields.
+    """`hf://[datasets/|spaces/]owner/repo/path/file[@revision]`, an https URL or a local path -> card fields.
 
     The id is not included (the caller picks one); relative local paths resolve against
     `base_dir` (default: the current folder).
@@ -312,8 +396,13 @@ def parse_spec(spec: str, base_dir: Optional[PathLike] = None) -> dict[str, Any]
             raise ModelsFileError(f"model spec {spec!r}: expected hf://owner/repo/path/to/file.pkl[@revision]")
         return {"repo_id": repo_id, "filename": filename, "revision": revision or None, "repo_type": repo_type,
                 "format": guess_format(filename), "architecture": "auto"}
+    if spec.startswith(("https://", "http://")):
+        if not re.fullmatch(r"https?://[^/\s]+/\S*[^/]", spec):
+            raise ModelsFileError(f"model spec {spec!r}: expected https://host/path/to/file.pkl")
+        name = Path(spec.split("?", 1)[0]).name
+        return {"url": spec, "format": guess_format(name), "architecture": "auto"}
     if "://" in spec:
-        raise ModelsFileError(f"model spec {spec!r}: only hf:// addresses and local paths are supported")
+        raise ModelsFileError(f"model spec {spec!r}: only hf:// and https:// addresses and local paths are supported")
     path = Path(os.path.expandvars(spec)).expanduser()
     if not path.is_absolute():
         path = Path(base_dir or os.getcwd()) / path
@@ -368,7 +457,17 @@ def _check_entry(entry: Any, where: str) -> dict[str, Any]:
     return dict(entry)
 
 
-def _load_raw(path: Path) -> list[Any]:
+def _checked_hosts(path: Path, hosts: Any) -> list[str]:
+    """A models file's `allowed_hosts`: more https hosts model URLs may be downloaded from."""
+    if not isinstance(hosts, list) or not all(isinstance(h, str) and re.fullmatch(r"[A-Za-z0-9.-]+", h)
+                                              for h in hosts):
+        raise ModelsFileError(f"models file {path}: allowed_hosts must be a list of host names such as "
+                              "[\"download.example.org\"]")
+    return hosts
+
+
+def _load_raw(path: Path) -> tuple[list[Any], list[str]]:
+    """The raw entries of a models file and the hosts it allows."""
     try:
         text = path.read_bytes()
     except FileNotFoundError:
@@ -387,20 +486,23 @@ def _load_raw(path: Path) -> list[Any]:
         if not isinstance(data.get("models"), list):
             raise ModelsFileError(f"models file {path}: expected [[models]] tables (found keys: "
                                   f"{', '.join(data) or 'none'})")
-        extra = sorted(set(data) - {"models"})
+        extra = sorted(set(data) - {"models", "allowed_hosts"})
         if extra:
-            raise ModelsFileError(f"models file {path}: unknown top-level key {extra[0]!r}; only [[models]] is read")
-        return data["models"]
+            raise ModelsFileError(f"models file {path}: unknown top-level key {extra[0]!r}; only [[models]] and "
+                                  "allowed_hosts are read")
+        return data["models"], _checked_hosts(path, data.get("allowed_hosts", []))
     if suffix == ".json":
         try:
             data = json.loads(text.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise ModelsFileError(f"models file {path} is not valid JSON: {exc}") from None
-        if isinstance(data, dict) and set(data) == {"models"} and isinstance(data["models"], list):
-            return data["models"]
+        if isinstance(data, dict) and {"models"} <= set(data) <= {"models", "allowed_hosts"} \
+                and isinstance(data["models"], list):
+            return data["models"], _checked_hosts(path, data.get("allowed_hosts", []))
         if isinstance(data, list):
-            return data
-        raise ModelsFileError(f"models file {path}: expected a JSON list of model objects or {{\"models\": [...]}}")
+            return data, []
+        raise ModelsFileError(f"models file {path}: expected a JSON list of model objects or "
+                              "{\"models\": [...], \"allowed_hosts\": [...]}")
     raise ModelsFileError(f"models file {path}: unknown extension {path.suffix!r}; use .toml or .json")
 
 
@@ -413,7 +515,8 @@ def read_models_file(path: PathLike) -> list[dict[str, Any]]:
     path = Path(os.path.expandvars(os.fspath(path))).expanduser()
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for index, raw in enumerate(_load_raw(path)):
+    raw_entries, hosts = _load_raw(path)
+    for index, raw in enumerate(raw_entries):
         where = f"models file {path}, {_entry_name(index, raw)}"
         entry = _check_entry(raw, where)
         if entry["id"] in seen:
@@ -421,8 +524,8 @@ def read_models_file(path: PathLike) -> list[dict[str, Any]]:
         seen.add(entry["id"])
         spec = entry.pop("spec", None)
         if spec is not None:
-            if any(k in entry for k in ("repo_id", "filename", "local_path")):
-                raise ModelsFileError(f"{where}: give either 'spec' or repo_id/filename/local_path, not both")
+            if any(k in entry for k in ("repo_id", "filename", "local_path", "url")):
+                raise ModelsFileError(f"{where}: give either 'spec' or repo_id/filename/url/local_path, not both")
             try:
                 parsed = parse_spec(spec, base_dir=path.parent)
             except ModelsFileError as exc:
@@ -433,7 +536,16 @@ def read_models_file(path: PathLike) -> list[dict[str, Any]]:
             entry["local_path"] = str(local if local.is_absolute() else path.parent / local)
         entry["_where"] = where
         out.append(entry)
+    from stylecore.downloads import allow_hosts
+
+    allow_hosts(hosts)  # only once the whole file was read without error
     return out
+
+
+def _source_name(values: Mapping[str, Any]) -> str:
+    """The file name a card's source ends in (for guessing its format)."""
+    url = (values.get("url") or "").split("?", 1)[0]
+    return values.get("filename") or values.get("local_path") or Path(url).name or ""
 
 
 def _merge(base: Optional[ModelCard], entry: dict[str, Any]) -> ModelCard:
@@ -441,17 +553,21 @@ def _merge(base: Optional[ModelCard], entry: dict[str, Any]) -> ModelCard:
     if base is None:
         values = dict(entry)
         if "format" not in values:
-            name = values.get("filename") or values.get("local_path") or ""
-            values["format"] = guess_format(name)
+            values["format"] = guess_format(_source_name(values))
     else:
         values = {f: getattr(base, f) for f in _FIELDS}
+        hub = {"repo_id": None, "filename": None, "revision": None, "repo_type": "model"}
+        if any(entry.get(k) for k in ("local_path", "url", "repo_id", "filename")):
+            # a new source replaces the card's: what was known about the old file no longer applies
+            values.update(sha256=None, size=0)
         if entry.get("local_path") and not entry.get("repo_id"):
-            values.update(repo_id=None, filename=None, revision=None, repo_type="model")
+            values.update(hub, url=None)
+        elif entry.get("url"):
+            values.update(hub, local_path=None)
         elif entry.get("repo_id") or entry.get("filename"):
-            values["local_path"] = None
+            values.update(local_path=None, url=None)
         if base.is_builtin and "format" not in entry and any(entry.get(k) for k in _SOURCE_FIELDS):
-            name = entry.get("filename") or entry.get("local_path") or ""
-            values["format"] = guess_format(name)
+            values["format"] = guess_format(_source_name(entry))
         values.update(entry)
     try:
         return ModelCard(**values)
@@ -501,7 +617,8 @@ class Zoo:
         return card
 
     def add_spec(self, spec: str, id: Optional[str] = None, **fields_: Any) -> ModelCard:
-        """Add a one-off model from `hf://owner/repo/file.pkl[@rev]`, a local path, or `my-id=<either>`.
+        """Add a one-off model from `hf://owner/repo/file.pkl[@rev]`, an https URL, a local path, or
+        `my-id=<any of these>`.
 
         Adding a spec that is already known returns the existing card; a new spec whose
         derived id is taken gets a numbered id.
@@ -516,16 +633,16 @@ class Zoo:
             for card in self._cards.values():
                 if not card.is_builtin and all(getattr(card, k) == values.get(k, getattr(card, k))
                                                for k in ("repo_id", "filename", "revision", "repo_type",
-                                                         "local_path")):
+                                                         "local_path", "url")):
                     return card
-            name = values.get("filename") or values.get("local_path") or "model"
+            name = _source_name(values) or "model"
             stem = _slug(Path(name).stem)
             if values.get("revision"):
                 stem = f"{stem}-{_slug(values['revision'])[:12]}"
             id, n = stem, 2
             while id in self._cards:
                 id, n = f"{stem}-{n}", n + 1
-        values.setdefault("title", f"{Path(values.get('filename') or values['local_path']).name} (added)")
+        values.setdefault("title", f"{Path(_source_name(values)).name} (added)")
         try:
             card = ModelCard(id=id, **values)
         except ValueError as exc:

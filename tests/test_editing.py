@@ -229,7 +229,7 @@ def test_boundaries_in_their_real_layouts_from_the_hub(fake_hub, tmp_path):
     boundary /= np.linalg.norm(boundary)
     item = assets.asset("interfacegan-smiling")
     assert item.repo_type == "space" and item.filename == "boundaries/stylegan2_ffhq/boundary_Smiling.npy"
-    fake_hub.add_file(item.repo_id, item.filename, _npy_bytes(boundary), repo_type="space")
+    fake_hub.add_file(item.repo_id, item.filename, _npy_bytes(boundary), repo_type="space", revision=item.revision)
     reports = []
     path = assets.fetch_asset(item, progress=lambda done, total, message: reports.append(message))
     direction = interfacegan.load_direction(path)

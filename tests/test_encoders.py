@@ -261,14 +261,22 @@ def test_encoder_zoo_fetches_and_loads_through_the_hub(tmp_path, fake_hub):
     )
     from stylecore.zoo import UnknownModelError
 
-    assert {ENCODER_KINDS[c.id] for c in ENCODER_CARDS} == {"psp", "e4e", "restyle_e4e"}
+    from stylecore.hub import ModelUnavailable
+
+    assert {ENCODER_KINDS[c.id] for c in ENCODER_CARDS} == {"psp", "e4e"}  # no StyleGAN2 ReStyle on the Hub
     card = encoder_zoo().get("e4e-ffhq")
     assert (card.repo_id, card.filename) == ("public-data/e4e", "e4e_ffhq_encode.pt")
+    assert len(card.revision) == 40 and card.sha256 and card.size == 1201649680
     local = tmp_path / "e4e_ffhq_encode.pt"
     write_tiny_encoder_pt(local, "e4e", _tiny_generator())
-    fake_hub.add_file(card.repo_id, card.filename, local.read_bytes())
+    fake_hub.add_file(card.repo_id, card.filename, local.read_bytes(), revision=card.revision)
+    # The built-in card knows the published file's SHA-256: other bytes at its pinned commit are refused.
+    with pytest.raises(ModelUnavailable, match="SHA-256"):
+        load_zoo_encoder("e4e-ffhq")
+    # The same Hub file through a user spec (no known hash) loads through the Hub client.
     seen = []
-    model = load_zoo_encoder("e4e-ffhq", progress=lambda done, total, msg: seen.append(msg))
+    zoo = encoder_zoo([f"e4e-tiny=hf://{card.repo_id}/{card.filename}@{card.revision}"])
+    model = load_zoo_encoder("e4e-tiny", progress=lambda done, total, msg: seen.append(msg), zoo=zoo)
     assert model.kind == "e4e" and seen
 
     # ReStyle-pSp has no Hub copy: a user spec (local path here) adds it
@@ -278,3 +286,22 @@ def test_encoder_zoo_fetches_and_loads_through_the_hub(tmp_path, fake_hub):
     assert load_zoo_encoder("restyle-psp-ffhq", zoo=zoo).kind == "restyle_psp"
     with pytest.raises(UnknownModelError, match="e4e-ffhq"):
         load_zoo_encoder("restyle-psp-ffhq")
+
+
+def test_stylegan3_encoders_are_refused_by_name(tmp_path):
+    """trysem/restyle-e4e-ffhq's file is stylegan3-editing's ReStyle-e4e: its decoder is a StyleGAN3
+    generator (`decoder.synthesis.input.*`, `decoder.synthesis.L0_36_512.*`). It must not load as if it
+    were a StyleGAN2 encoder, and the message says what it is and what to use instead."""
+    G = _tiny_generator()
+    path = tmp_path / "restyle_e4e_ffhq.pt"
+    write_tiny_encoder_pt(path, "restyle_e4e", G)
+    ckpt = torch.load(path, weights_only=True)
+    state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("decoder.")}
+    state.update({"decoder.synthesis.input.affine.weight": torch.zeros(4, 512),
+                  "decoder.synthesis.input.freqs": torch.zeros(512, 2),
+                  "decoder.synthesis.L0_36_512.weight": torch.zeros(512, 512, 3, 3)})
+    ckpt["state_dict"] = state
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="StyleGAN3") as err:
+        load_encoder(path)
+    assert "restyle_e4e_ffhq_encode.pt" in str(err.value) and str(path) in str(err.value)

@@ -133,3 +133,21 @@ def test_latent_optimization_with_the_identity_loss(weights):
     plain = sc.optimize_latent(G, clip, ws, prompt, sc.OptimizeConfig(steps=4, lr=0.1, l2_lambda=0.0, id_lambda=0.0),
                                identity=embed)
     assert len(calls) == 5 and plain.ws.shape == ws.shape  # λ_ID 0: the embedder is not called
+
+
+def test_builtin_card_supplies_the_weights_without_an_upload(weights, fake_hub, monkeypatch):
+    """No upload and no $STYLECORE_ID_WEIGHTS: the ArcFace card is fetched through the Hub (here the fake
+    one) and loads; without the file on the Hub the error names the repo and every other way to supply it."""
+    from stylecore.identity import ARCFACE_CARD, ENV_ID_WEIGHTS, identity_weights_path
+
+    monkeypatch.delenv(ENV_ID_WEIGHTS, raising=False)
+    with pytest.raises(ValueError, match="face-recognition weights") as err:
+        identity_weights_path(None)
+    assert ARCFACE_CARD.repo_id in str(err.value) and ENV_ID_WEIGHTS in str(err.value)
+    fake_hub.add_file(ARCFACE_CARD.repo_id, ARCFACE_CARD.filename, weights.read_bytes())
+    path = identity_weights_path("")
+    assert path.read_bytes() == weights.read_bytes()
+    net = load_identity(path, "cpu")
+    assert isinstance(net, IdentityNet)
+    monkeypatch.setenv(ENV_ID_WEIGHTS, str(weights))
+    assert identity_weights_path(None) == weights

@@ -254,7 +254,8 @@ def test_vgg16_backbone_mapping(tmp_path):
 def test_vgg16_backbone_from_the_hub(fake_hub, tmp_path):
     """The backbone comes from timm/vgg16.tv_in1k through stylecore.hub (the fake Hub here)."""
     fake_timm_vgg16(tmp_path / "model.safetensors")
-    fake_hub.add_file(VGG16_CARD.repo_id, VGG16_CARD.filename, (tmp_path / "model.safetensors").read_bytes())
+    fake_hub.add_file(VGG16_CARD.repo_id, VGG16_CARD.filename, (tmp_path / "model.safetensors").read_bytes(),
+                      revision=VGG16_CARD.revision)
     model = build_lpips(pretrained=True)
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     assert float(lpips_distance(model, x, x)) == 0.0
@@ -279,3 +280,19 @@ def test_real_encoder_api_restyle_and_hybrid(G, net, truth):
     assert encoder.method == "encoder tiny_restyle_e4e.pt (2 iterations)" and len(encoder.iterations) == 2
     assert refined.start is encoder and refined.steps == 3
     assert refined.metrics["lpips"] < encoder.metrics["lpips"]
+
+
+def test_encoder_results_say_whether_the_generator_is_the_encoders_own_decoder(G, net, truth, tmp_path):
+    """The comparison renders an encoder's codes with the chosen generator: a generator with the encoder's
+    decoder weights is confirmed by hash; any other is named as a mismatch beside the result."""
+    writers = pytest.importorskip("writers.encoders")
+    path = tmp_path / "tiny_e4e.pt"
+    writers.write_tiny_encoder_pt(path, "e4e", G)
+    image = result_tensor(codes_result(G, truth[1], "truth")).add(1).mul(127.5).round().clamp(0, 255)
+    image = image[0].permute(1, 2, 0).to(torch.uint8).numpy()
+    specs = [MethodSpec("encoder", encoder=str(path))]
+    (own,) = run_methods(G, image, specs, net)
+    assert "same weights as the encoder's own decoder" in own.note
+    other = build_demo_generator("stylegan2", seed=1).eval().requires_grad_(False)
+    (foreign,) = run_methods(other, image, specs, net)
+    assert "NOT the one the encoder was trained with" in foreign.note and "tiny_e4e.pt" in foreign.note

@@ -286,7 +286,7 @@ def test_released_fs3_is_fetched_through_the_hub_and_used(G, clip, fake_hub, mon
     fs3 = np.random.default_rng(0).standard_normal((rows, clip.embed_dim)).astype(np.float32)
     buf = io.BytesIO()
     np.save(buf, fs3)
-    fake_hub.add_file(sc.FS3_REPO, sc.FS3_FILE, buf.getvalue())
+    fake_hub.add_file(sc.FS3_REPO, sc.FS3_FILE, buf.getvalue(), revision=sc.FS3_REVISION)
     table = sc.released_relevance(G, "sg2-ffhq-1024-tf", "test-released", "openai-vit-b-32", stat_samples=2000)
     assert table is not None and table.source.startswith("released") and np.array_equal(table.fs, fs3)
     assert table.layers == tuple(l.index for l in sc.relevant_layers(G))

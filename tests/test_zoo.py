@@ -11,6 +11,7 @@ from stylecore.zoo import (BUILTIN_CARDS, ENV_VAR, ModelCard, ModelsFileError, U
                            parse_spec)
 
 HUB_MODELS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "hub_models.md"
+REAL_FILES = HUB_MODELS.with_name("real_files.md")
 
 
 # -- built-in cards -------------------------------------------------------------------------------
@@ -19,15 +20,19 @@ HUB_MODELS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "hub
 def test_builtin_cards_are_valid_and_unique():
     ids = [card.id for card in BUILTIN_CARDS]
     assert len(ids) == len(set(ids))
-    sources = [(c.repo_id, c.filename, c.revision) for c in BUILTIN_CARDS if not c.is_builtin]
+    sources = [(c.repo_id, c.filename, c.revision, c.url) for c in BUILTIN_CARDS if not c.is_builtin]
     assert len(sources) == len(set(sources)), "two cards point at the same file"
     for card in BUILTIN_CARDS:
         assert card.architecture in ("stylegan2", "stylegan3", "stylenerf")
         assert card.format in ("nvidia-pickle", "tf-pickle", "rosinality", "builtin")
         assert card.resolution > 0 and card.domain and card.license and card.title
-        if not card.is_builtin:
+        if card.url:
+            assert card.repo_id is None and card.local_path is None and card.url.endswith(".pkl")
+            assert card.license.startswith("NVIDIA Source Code License-NC")
+        elif not card.is_builtin:
             assert card.repo_id and card.filename and card.local_path is None
             assert card.filename.endswith(".pkl" if card.format != "rosinality" else ".pt")
+            assert card.revision is None or len(card.revision) == 40, f"{card.id}: pin a full commit hash"
 
 
 def test_builtin_cards_cover_the_confirmed_checkpoints():
@@ -41,11 +46,11 @@ def test_builtin_cards_cover_the_confirmed_checkpoints():
     repos = {card.repo_id for card in BUILTIN_CARDS if card.repo_id}
     assert repos <= {"DragGan/DragGan-Models", "ZeqiangLai/StyleGAN2-pkl", "ZeqiangLai/StyleGAN2",
                      "public-data/StyleGAN-Human", "justinpinkney/stylegan3-t-lhq-256",
-                     "akhaliq/jojogan-stylegan2-ffhq-config-f", "facebook/stylenerf-ffhq-config-basic"}
-    if HUB_MODELS.exists():  # every built-in repo is one the reference marks as seen ([V])
-        text = HUB_MODELS.read_text()
+                     "akhaliq/OneshotCLIP-stylegan2-ffhq", "facebook/stylenerf-ffhq-config-basic"}
+    if HUB_MODELS.exists():  # every built-in repo is one the references saw: [V] in hub_models, or real_files
+        text = HUB_MODELS.read_text() + REAL_FILES.read_text()
         for repo in repos:
-            assert f"`{repo}` [V]" in text, repo
+            assert f"`{repo}` [V]" in text or f"| {repo} |" in text, repo
 
 
 def test_demo_card_needs_no_download():
@@ -102,16 +107,17 @@ def test_toml_models_file_adds_and_overrides(tmp_path):
     path = tmp_path / "models.toml"
     path.write_text(TOML)
     zoo = Zoo.from_sources(path, environ={})
-    new = zoo.get("sg3-r-ffhq-1024")
-    assert (new.repo_id, new.filename, new.revision, new.architecture, new.resolution) == (
+    mirror = zoo.get("sg3-r-ffhq-1024")  # NVIDIA's card, pointed at a Hub mirror: the URL is dropped
+    assert (mirror.repo_id, mirror.filename, mirror.revision, mirror.architecture, mirror.resolution) == (
         "me/sg3-mirror", "stylegan3-r-ffhq-1024x1024.pkl", "v2", "stylegan3", 1024)
+    assert mirror.url is None and mirror.title == "StyleGAN3-R FFHQ 1024 (my mirror)"
     override = zoo.get("sg2-ffhq-512")
     assert override.local_path == str(tmp_path / "weights" / "ffhq512.pkl")  # relative to the file
     assert override.repo_id is None and override.filename is None
     assert override.title == "StyleGAN2 FFHQ 512" and override.resolution == 512  # other fields kept
     nada = zoo.get("nada-pixar")
     assert (nada.repo_id, nada.filename, nada.format) == ("rinong/stylegan-nada-models", "pixar.pt", "rosinality")
-    assert zoo.ids()[0] == "demo" and len(zoo) == len(BUILTIN_CARDS) + 2
+    assert zoo.ids()[0] == "demo" and len(zoo) == len(BUILTIN_CARDS) + 1
 
 
 @pytest.mark.parametrize("wrap", [False, True])
@@ -167,7 +173,7 @@ def test_env_var_is_read_from_os_environ(tmp_path, monkeypatch):
     ('{"model": []}', ".json", "expected a JSON list"),
     ('[1]', ".json", "entry 1: expected a table/object"),
     ('[{"id": "x",', ".json", "is not valid JSON"),
-    ('[{"id": "x", "spec": "ftp://a/b"}]', ".json", r"entry 1 \(id 'x'\):.*only hf:// addresses"),
+    ('[{"id": "x", "spec": "ftp://a/b"}]', ".json", r"entry 1 \(id 'x'\):.*only hf:// and https:// addresses"),
     ('[]', ".yaml", "unknown extension '.yaml'"),
 ])
 def test_bad_models_file_names_file_and_entry(tmp_path, content, suffix, expected):
@@ -211,7 +217,7 @@ def test_spec_forms(spec, fields):
 
 
 @pytest.mark.parametrize("spec", ["hf://owner/repo", "hf://owner/repo/", "hf://owner/repo/f.pkl@",
-                                  "https://example.com/f.pkl", ""])
+                                  "https://example.com/", "ftp://example.com/f.pkl", ""])
 def test_bad_specs(spec):
     with pytest.raises(ModelsFileError):
         Zoo().add_spec(spec)
@@ -227,3 +233,111 @@ def test_local_path_spec(tmp_path, monkeypatch):
     assert named.id == "ffhq-rosi" and named.format == "rosinality"
     over = zoo.add_spec("sg2-ffhq-512=/data/ffhq.pkl")  # an explicit existing id replaces that card
     assert zoo.get("sg2-ffhq-512") is over and over.local_path == "/data/ffhq.pkl"
+
+
+# -- the real files: NVIDIA's zoo, pins and hashes as the references record them ------------------------
+
+
+def test_official_nvidia_zoo_is_complete():
+    """real_files.md section 2: 12 StyleGAN3 and 15 StyleGAN2 files on NGC, 7 ADA and 5 TF on nvlabs-fi-cdn."""
+    urls = {card.url.rsplit("/", 1)[-1]: card for card in BUILTIN_CARDS if card.url}
+    ngc3 = [u for u, c in urls.items() if "/research/stylegan3/" in c.url]
+    ngc2 = [u for u, c in urls.items() if "/research/stylegan2/" in c.url]
+    ada = [c for c in urls.values() if "stylegan2-ada-pytorch/pretrained/" in c.url]
+    tf = [c for c in urls.values() if "/stylegan2/networks/" in c.url]
+    assert (len(ngc3), len(ngc2), len(ada), len(tf)) == (12, 15, 7, 5)
+    assert all(c.format == "tf-pickle" for c in tf) and all(c.format == "nvidia-pickle" for c in ada)
+    assert urls["stylegan2-cifar10-32x32.pkl"].c_dim == 10 and urls["cifar10.pkl"].c_dim == 10
+    assert sum(1 for c in urls.values() if c.c_dim) == 2
+    if REAL_FILES.exists():
+        text = REAL_FILES.read_text()
+        for name in ("stylegan3-{t,r}-ffhqu-256x256.pkl", "stylegan2-cifar10-32x32.pkl", "afhqwild.pkl",
+                     "stylegan2-{ffhq,car,cat,church,horse}-config-f.pkl"):
+            assert name in text
+        for card in urls.values():
+            assert card.url.startswith(("https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan",
+                                        "https://nvlabs-fi-cdn.nvidia.com/"))
+
+
+@pytest.mark.skipif(not REAL_FILES.exists(), reason="needs ../shared/reference/real_files.md")
+def test_known_hashes_sizes_and_pins_match_the_reference():
+    """Every SHA-256 and size a card carries is the one real_files.md section 3 lists for that repo and file,
+    and every commit pinned is one it names (or resolved from the Hub's file pages, listed here)."""
+    from stylecore.encoder_zoo import ENCODER_CARDS
+
+    rows = {}
+    for line in REAL_FILES.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and len(cells[3]) == 64:
+            rows[(cells[0], cells[1])] = (cells[2], cells[3])
+    resolved = {  # short ids of real_files.md resolved to full hashes from the Hub's file pages
+        "024390a9508cb2d124dfaa8ec1caee3ad1a9da59", "dd4308f2149943e240c2c7e963b3e2f294eefb02",
+        "2ffc51649a4967b850584a751cc3070cbf78741e"}
+    text = REAL_FILES.read_text()
+    checked = 0
+    for card in (*BUILTIN_CARDS, *ENCODER_CARDS):
+        if card.sha256:
+            size, sha = rows[(card.repo_id, card.filename)]
+            assert card.sha256 == sha, card.id
+            if size.isdigit():
+                assert card.size == int(size), card.id
+            checked += 1
+        if card.revision:
+            assert card.revision in text or card.revision in resolved, card.id
+    assert checked >= 15
+
+
+def test_models_command_lists_the_official_zoo_with_sources_pins_and_licenses(tmp_path):
+    import subprocess
+    import sys
+
+    from app_server import REPO_ROOT, app_env
+
+    done = subprocess.run([sys.executable, "-m", "stylecore", "models", "--all"], cwd=str(REPO_ROOT),
+                          env=app_env({"HF_HUB_OFFLINE": "1"}, tmp_path), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
+    ngc = rows["sg3-t-ffhqu-256"]
+    assert "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/" \
+           "stylegan3-t-ffhqu-256x256.pkl" in ngc
+    assert "not downloaded" in ngc and "NVIDIA Source Code License-NC" in ngc and "recorded at first download" in ngc
+    assert "@024390a9508c, sha256 bae494ef77e3" in rows["sg2-ffhq-1024-rosinality"]
+    assert "@fdd18714fc6b" in rows["e4e-ffhq"] and "restyle-e4e-ffhq" not in rows
+    assert "@main (unpinned)" in rows["arcface-ir-se50"] and "@3394518cba29" in rows["lpips-vgg16-backbone"]
+    assert "built-in" in rows["demo"]
+
+
+def test_url_specs_and_allowed_hosts(tmp_path):
+    """An https spec becomes a url card; a models file may allow more hosts; overriding a url card with a
+    local file (or the reverse) drops the old source and what was known about its bytes."""
+    from stylecore import downloads
+
+    zoo = Zoo()
+    card = zoo.add_spec("https://example.org/nets/stylegan3-t-afhqv2-512x512.pkl?download=1")
+    assert card.url.startswith("https://example.org/") and card.format == "nvidia-pickle"
+    assert card.id == "stylegan3-t-afhqv2-512x512" and card.source == card.url
+    assert zoo.add_spec("https://example.org/nets/stylegan3-t-afhqv2-512x512.pkl?download=1") is card
+    assert "example.org" not in downloads.allowed_hosts()
+    path = tmp_path / "models.toml"
+    path.write_text('allowed_hosts = ["example.org"]\n\n[[models]]\nid = "sg2-ffhq-1024"\n'
+                    'local_path = "ffhq.pkl"\n\n[[models]]\nid = "sg2-lhq-256"\nurl = "https://example.org/lhq.pkl"\n')
+    zoo.load_file(path)
+    assert "example.org" in downloads.allowed_hosts()
+    local = zoo.get("sg2-ffhq-1024")
+    assert local.url is None and local.local_path == str(tmp_path / "ffhq.pkl") and local.c_dim == 0
+    lhq = zoo.get("sg2-lhq-256")
+    assert (lhq.url, lhq.repo_id, lhq.revision, lhq.sha256) == ("https://example.org/lhq.pkl", None, None, None)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('allowed_hosts = "example.org"\n[[models]]\nid = "x"\nlocal_path = "x.pkl"\n')
+    with pytest.raises(ModelsFileError, match="allowed_hosts must be a list"):
+        Zoo().load_file(bad)
+
+
+def test_a_rejected_models_file_allows_no_host(tmp_path):
+    from stylecore import downloads
+
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps({"allowed_hosts": ["rejected.example.net"], "models": [{"id": "Bad Id"}]}))
+    with pytest.raises(ModelsFileError, match="Bad Id"):
+        Zoo().load_file(path)
+    assert "rejected.example.net" not in downloads.allowed_hosts()

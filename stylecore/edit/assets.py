@@ -36,13 +36,14 @@ class EditingAsset:
 
 
 _IFG_SPACE = "ybelkada/interfacegan_pp"
+_IFG_REV = "4d6b877a367cccdc695a18148a78017a5d92ec5b"  # the Space's commit that added the boundaries
 _IFG_FITS = "StyleGAN2 FFHQ 1024 (config-f), W space, w_dim 512"
 _IFG_LICENSE = "InterFaceGAN code MIT; boundaries as hosted in the Space (license not stated there)"
 
 # reference/hub_models.md, "Editing data": seen in the Space's file listing, [1, 512] float arrays.
 EDITING_ASSETS: tuple[EditingAsset, ...] = tuple(
     EditingAsset(id=f"interfacegan-{name.lower()}", title=f"InterFaceGAN: {label}", repo_id=_IFG_SPACE,
-                 filename=f"boundaries/stylegan2_ffhq/boundary_{name}.npy", repo_type="space",
+                 filename=f"boundaries/stylegan2_ffhq/boundary_{name}.npy", repo_type="space", revision=_IFG_REV,
                  fits=_IFG_FITS, license=_IFG_LICENSE)
     for name, label in (("Bald", "bald"), ("Eyeglasses", "eyeglasses"), ("Hat", "hat"),
                         ("Mustache", "mustache"), ("Smiling", "smile"), ("Young", "age (young)"))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from stylecore.clip import ClipModel
-from stylecore.edit.styleclip_global import (FS3_FILE, FS3_REPO, RELEASED_CLIP, RELEASED_FOR, Cancelled,
+from stylecore.edit.styleclip_global import (FS3_FILE, FS3_REPO, FS3_REVISION, RELEASED_CLIP, RELEASED_FOR, Cancelled,
                                              ChannelRelevance, StyleStats, apply_style_direction, auto_beta,
                                              cached_relevance, compute_relevance, prompt_templates, released_relevance,
                                              relevant_layers, select_channels, style_direction, style_stats,
@@ -27,7 +27,7 @@ from stylecore.edit.styleclip_optimize import (OptimizeConfig, OptimizeResult, c
 from stylecore.stylespace import synthesize_from_styles, ws_to_styles
 
 __all__ = ["GlobalEdit", "global_direction", "global_edit", "alpha_strip",
-           "FS3_FILE", "FS3_REPO", "RELEASED_CLIP", "RELEASED_FOR",
+           "FS3_FILE", "FS3_REPO", "FS3_REVISION", "RELEASED_CLIP", "RELEASED_FOR",
            "Cancelled", "ChannelRelevance", "StyleStats", "apply_style_direction", "auto_beta", "cached_relevance",
            "compute_relevance", "prompt_templates", "released_relevance", "relevant_layers", "select_channels",
            "style_direction", "style_stats", "text_direction",

@@ -31,14 +31,15 @@ from stylecore.stylespace import StyleLayer, style_layers, synthesize_from_style
 __all__ = ["Cancelled", "prompt_templates", "text_direction", "StyleStats", "style_stats", "ChannelRelevance",
            "relevant_layers", "select_channels", "auto_beta", "style_direction", "apply_style_direction",
            "compute_relevance", "cached_relevance", "released_relevance", "RELEASED_FOR", "RELEASED_CLIP",
-           "FS3_REPO", "FS3_FILE"]
+           "FS3_REPO", "FS3_FILE", "FS3_REVISION"]
 
 Progress = Optional[Callable[[float, str], None]]
 ShouldStop = Optional[Callable[[], bool]]
 
 FS3_REPO, FS3_FILE = "rinong/stylegan-nada-models", "fs3.npy"
+FS3_REVISION = "dd12f4d3c46e10ba576962aa13ccca1b80e24565"  # a commit holding fs3.npy (added in 49931f1)
 # Model cards of the network fs3.npy was computed for (official StyleGAN2 FFHQ 1024 config-f).
-RELEASED_FOR = frozenset({"sg2-ffhq-1024-tf", "sg2-ffhq-1024-rosinality"})
+RELEASED_FOR = frozenset({"sg2-ffhq-1024-tf", "sg2-ffhq-1024-tf-hub", "sg2-ffhq-1024-rosinality"})
 # The CLIP fs3.npy was computed with (OpenAI ViT-B/32), under the ids stylecore.clip knows it by.
 RELEASED_CLIP = frozenset({"openai-vit-b-32", "hf-hub:timm/vit_base_patch32_clip_224.openai"})
 RELEASED_LAYOUT = (512,) * 15 + (256,) * 3 + (128,) * 3 + (64,) * 3 + (32,) * 2
@@ -302,7 +303,8 @@ def released_relevance(G: torch.nn.Module, card_id: str, model_key: str, clip_na
     if card_id not in RELEASED_FOR or clip_name not in RELEASED_CLIP \
             or tuple(l.channels for l in style_layers(G)) != RELEASED_LAYOUT:
         return None
-    fs = np.load(fetch_file(FS3_REPO, FS3_FILE, progress=progress), allow_pickle=False).astype(np.float32)
+    fs = np.load(fetch_file(FS3_REPO, FS3_FILE, revision=FS3_REVISION, progress=progress),
+                 allow_pickle=False).astype(np.float32)
     layers = tuple(l.index for l in relevant_layers(G))
     _check_table(G, fs, layers)
     stats_path = editing_cache_dir(model_key) / f"styleclip-s-stats-{int(stat_samples)}.npz"

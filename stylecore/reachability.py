@@ -1,0 +1,67 @@
+"""Is the network there? One quick, bounded probe per download source, run once at start-up.
+
+The answer decides what a first visit sees (real models, or the demo networks and a banner saying
+why), so it must come fast and never hang: every probe has a short timeout, they run side by side,
+and offline mode (HF_HUB_OFFLINE) answers without any request. A probe only asks a server for its
+headers; nothing is downloaded.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Optional
+
+from stylecore import hub
+
+__all__ = ["Reachability", "probe", "NGC_PROBE_URL", "ENV_DEMO_DEFAULTS", "NOT_PROBED", "UNPROBED"]
+
+NGC_PROBE_URL = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/"
+ENV_DEMO_DEFAULTS = "STYLECORE_DEMO_DEFAULTS"  # "1": open every tab on the demo networks, probe nothing
+PROBE_TIMEOUT = float(os.environ.get("STYLECORE_PROBE_TIMEOUT", 3.0))
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """What the start-up probe found: each source reachable or not, and why not, in words."""
+
+    hub: bool
+    ngc: bool
+    reason: str = ""
+
+    @property
+    def online(self) -> bool:
+        return self.hub or self.ngc
+
+
+NOT_PROBED = "nothing was probed"
+UNPROBED = Reachability(False, False, NOT_PROBED)  # a manager outside the app: demo defaults, no banner
+
+
+def _answers(url: str, timeout: float) -> Optional[str]:
+    """None when the server answers at all (any HTTP status), else the reason it did not."""
+    request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "stylecore-probe"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None  # an HTTP error is still an answer: the host is reachable
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return str(getattr(exc, "reason", exc))
+
+
+def probe(timeout: float = PROBE_TIMEOUT) -> Reachability:
+    """Probe the Hub endpoint (HF_ENDPOINT) and NVIDIA's NGC (through STYLECORE_URL_MIRRORS) side by side."""
+    if os.environ.get(ENV_DEMO_DEFAULTS, "").strip().lower() in ("1", "true", "yes", "on"):
+        return Reachability(False, False, f"{ENV_DEMO_DEFAULTS} is set")
+    if hub.offline_mode():
+        return Reachability(False, False, "offline mode is on (HF_HUB_OFFLINE)")
+    from stylecore.downloads import mirrored_url
+
+    targets = {"hub": hub.hub_endpoint() + "/api/whoami-v2", "ngc": mirrored_url(NGC_PROBE_URL)}
+    with concurrent.futures.ThreadPoolExecutor(len(targets)) as pool:
+        found = dict(zip(targets, pool.map(lambda url: _answers(url, timeout), targets.values())))
+    reasons = "; ".join(f"{name} ({targets[name]}): {why}" for name, why in found.items() if why)
+    return Reachability(found["hub"] is None, found["ngc"] is None, reasons)
