@@ -15,7 +15,10 @@ import spaces.inversion
 import spaces.styleclip
 import spaces.stylenerf
 import spaces.video
+from stylecore.defaults import default_cards
 from stylecore.engine import ModelManager, parse_bytes
+from stylecore.prefetch import Prefetch
+from stylecore.reachability import probe
 from stylecore.zoo import Zoo
 
 # Build order matters: Inversion hands codes to Editing and StyleCLIP reads Inversion's codes.
@@ -43,12 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_app(manager: ModelManager) -> gr.Blocks:
-    """The hub's Blocks: one tab per module in TABS."""
+def build_app(manager: ModelManager, prefetch: Optional[Prefetch] = None) -> gr.Blocks:
+    """The hub's Blocks: one tab per module in TABS, under the default models' download status when
+    a Space is fetching them."""
     with gr.Blocks(title="StyleGAN demo hub") as demo:
         gr.Markdown("# StyleGAN demo hub\nStyleGAN2, StyleGAN3 and StyleNeRF with the released checkpoints, "
-                    "loaded safely from the Hugging Face Hub: generation, inversion, editing, text edits, "
-                    "3D views and videos.")
+                    "loaded safely from the Hugging Face Hub and NVIDIA: generation, inversion, editing, text "
+                    "edits, 3D views and videos.")
+        if prefetch is not None:
+            gr.Markdown(prefetch.status, every=2.0)
         with gr.Tabs():
             for tab in TABS:
                 tab.build(manager)
@@ -75,7 +81,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         manager = make_manager(args)
     except (ValueError, KeyError) as exc:
         parser.error(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc))
-    demo = build_app(manager)
+    manager.reachability = probe()
+    if not manager.reachability.online:
+        print(f"Opening on the demo networks: {manager.reachability.reason}", file=sys.stderr, flush=True)
+    # On a Space the cache starts empty: fetch the tabs' default models now, not in the first visitor's request.
+    prefetch = Prefetch(default_cards(manager.zoo)).start() \
+        if os.environ.get("SPACE_ID") and manager.reachability.online else None
+    demo = build_app(manager, prefetch)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     if args.share:
         print(SHARE_WARNING, file=sys.stderr, flush=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import os
 import tempfile
 import threading
 from pathlib import Path
@@ -17,9 +16,11 @@ import torch
 from PIL import Image
 
 from stylecore import hub
+from stylecore.defaults import default_model_id
 from stylecore.engine import LoadedModel, ModelManager
 from stylecore.generate import GenerationSettings, seeds_to_ws
-from stylecore.latents import load_latents
+from stylecore.latents import load_latents, parse_seeds
+from stylecore.reachability import NOT_PROBED
 from stylecore.zoo import ModelCard
 
 
@@ -35,44 +36,131 @@ def model_choices(manager: ModelManager) -> list[tuple[str, str]]:
     return [(model_label(card), card.id) for card in manager.zoo.cards()]
 
 
-def default_model(manager: ModelManager) -> str:
-    """The first model usable without a download; the built-in demo when nothing is here."""
-    cards = manager.zoo.cards()
-    for card in cards:
-        if card.format != "builtin" and hub.download_state(card) in ("downloaded", "local file"):
-            return card.id
-    for card in cards:
-        if card.format == "builtin":
-            return card.id
-    return cards[0].id
+def default_model(manager: ModelManager, tab: str) -> str:
+    """The model `tab` opens on (stylecore.defaults): real when the network allows, else the demo network."""
+    return default_model_id(manager.zoo, tab, manager.reachability)
 
 
-def offline_banner() -> None:
-    """At the top of a tab: say so when offline mode limits the models."""
-    notice = offline_notice()
+def offline_banner(manager: ModelManager) -> None:
+    """At the top of a tab: say so when the tabs open on the demo networks, and why."""
+    notice = offline_notice(manager)
     if notice:
         gr.Markdown(notice)
 
 
+def card_details(manager: ModelManager, model_id: Optional[str]) -> str:
+    """What a visitor should know about a model before using it: size, domain, classes, license, source."""
+    if not model_id or model_id not in manager.zoo:
+        return ""
+    card = manager.zoo.get(model_id)
+    facts = [f"{card.resolution} px" if card.resolution else "", card.domain,
+             f"conditional: {card.c_dim} classes" if card.c_dim else ""]
+    where = card.source if card.is_builtin or not card.repo_id else \
+        f"{card.source.split('@')[0]} @ {card.revision[:12] if card.revision else 'main (unpinned)'}"
+    checked = " (SHA-256 checked)" if card.sha256 else ""
+    lines = [f"**{card.title}**: " + ", ".join(f for f in facts if f) + ".",
+             f"License: {card.license or 'not stated'}.", f"Source: {where}{checked}"]
+    if card.notes:
+        lines.append(f"Notes: {card.notes}.")
+    return "  \n".join(lines)
+
+
+def model_card_panel(manager: ModelManager, dropdown: gr.Dropdown) -> gr.Markdown:
+    """A small panel under a model dropdown with the chosen card's details, kept in step with it."""
+    panel = gr.Markdown(card_details(manager, dropdown.value), elem_classes=["model-card"])
+    dropdown.change(lambda model_id: card_details(manager, model_id), [dropdown], [panel],
+                    api_visibility="private")
+    return panel
+
+
 def model_picker(manager: ModelManager, default: str, refresh_api_name: str,
                  choices: Optional[list[tuple[str, str]]] = None, label: str = "Model") -> gr.Dropdown:
-    """The model dropdown (its labels say what is downloaded) with a button that refreshes them."""
+    """The model dropdown (its labels say what is downloaded) with a button that refreshes them and the
+    chosen card's details beneath."""
     model = gr.Dropdown(choices=choices if choices is not None else model_choices(manager), value=default,
-                        label=label, info="'not downloaded' models are fetched from the Hub on first use")
+                        label=label, info="'not downloaded' models are fetched on first use (Hub or NVIDIA)")
+    model_card_panel(manager, model)
     refresh = gr.Button("Refresh download states", size="sm")
     refresh.click(lambda current: gr.update(choices=model_choices(manager), value=current), [model], [model],
                   api_name=refresh_api_name)
     return model
 
 
-def offline_notice() -> str:
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return ("**Offline mode** (HF_HUB_OFFLINE is set): only models already downloaded and the built-in "
-                "demo network can be used.")
-    return ""
+def offline_notice(manager: ModelManager) -> str:
+    reach = manager.reachability
+    if reach.online or reach.reason == NOT_PROBED:
+        return ""
+    return (f"**Demo networks**: the tabs open on the built-in demo networks (untrained, random weights: their "
+            f"images are noise by design) because {reach.reason}. Models already downloaded can still be picked.")
 
 
 USER_ERRORS = (ValueError, KeyError, TypeError, OSError, hub.ModelUnavailable)
+Arguments = dict[str, Any]
+
+
+def request_number(arguments: Arguments, name: str, fallback: float) -> float:
+    """A number from a request's arguments for sizing its GPU time; bad values fall back (the event
+    itself rejects them with a proper message)."""
+    try:
+        value = float(arguments.get(name))
+    except (TypeError, ValueError):
+        return fallback
+    return value if math.isfinite(value) and value >= 0 else fallback
+
+
+def count_seeds(text: Any, max_count: int) -> int:
+    """How many seeds a request names (the most allowed when it cannot be read), for sizing GPU time."""
+    try:
+        return len(parse_seeds(str(text if text is not None else "0"), max_count=max_count))
+    except ValueError:
+        return max_count
+
+
+def on_gpu(manager: ModelManager, default: str, seconds: Callable[[Arguments], float],
+           prepare: Optional[Callable[[Arguments], None]] = None) -> Callable[[Callable], Callable]:
+    """ZeroGPU done right: the event's model (its `model_id`, blank meaning `default`) is downloaded,
+    converted and loaded, and `prepare(arguments)` fetches any other file, all BEFORE the GPU is taken;
+    then the event runs under `spaces.GPU` for `seconds(arguments)` (bounded to 10-600 s). Without
+    ZeroGPU, `spaces.GPU` changes nothing and this only front-loads the downloads."""
+    from spaces import GPU
+
+    def decorate(fn: Callable) -> Callable:
+        signature = inspect.signature(fn)
+
+        def arguments_of(args: tuple, kwargs: dict) -> Arguments:
+            bound = signature.bind_partial(*args, **kwargs)
+            bound.apply_defaults()
+            return dict(bound.arguments)
+
+        def duration(*args: Any, **kwargs: Any) -> int:
+            return int(min(600, max(10, seconds(arguments_of(args, kwargs)))))
+
+        gpu_fn = GPU(duration=duration)(fn)
+
+        @user_errors
+        def fetch_first(arguments: Arguments) -> None:
+            progress = arguments.get("progress")
+            report = progress_callback(progress) if isinstance(progress, gr.Progress) else None
+            manager.get(str(arguments.get("model_id") or default), progress=report)
+            if prepare is not None:
+                prepare(arguments)
+
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def run_generator(*args: Any, **kwargs: Any) -> Any:
+                fetch_first(arguments_of(args, kwargs))
+                yield from gpu_fn(*args, **kwargs)
+
+            return run_generator
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            fetch_first(arguments_of(args, kwargs))
+            return gpu_fn(*args, **kwargs)
+
+        return run
+
+    return decorate
 
 
 def _as_gr_error(exc: BaseException) -> gr.Error:

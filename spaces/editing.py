@@ -15,7 +15,6 @@ import gradio as gr
 import numpy as np
 import torch
 
-from spaces import GPU
 from spaces.handoff import EDITING_CODE_INPUTS, offer
 from spaces.common import (
     code_from,
@@ -24,7 +23,9 @@ from spaces.common import (
     model_choices,
     model_picker,
     offline_banner,
+    on_gpu,
     progress_callback,
+    request_number,
     required_int,
     required_number,
     save_png,
@@ -93,7 +94,7 @@ def _region(editor: Any, box: Any) -> np.ndarray:
 def build(manager: ModelManager) -> None:
     """Lay out the tab in the current gr.Blocks and wire its events."""
     choices = model_choices(manager)
-    default = default_model(manager)
+    default = default_model(manager, "editing")
     std_cache: dict[str, list] = {}
 
     def load(model_id: str, progress: gr.Progress) -> LoadedModel:
@@ -117,7 +118,7 @@ def build(manager: ModelManager) -> None:
                                        block=str(block) if block else None, progress=progress_callback(progress),
                                        force_fp32=model.force_fp32)
 
-    @GPU(duration=120)
+    @on_gpu(manager, default, seconds=lambda a: 60 + request_number(a, "pca_samples", 20000) / 1000)
     @user_errors
     def apply_edit(model_id: str = default, source: str = "seed", seed: float = 0, truncation_psi: float = 0.7,
                    class_idx: float = 0, code_file: Any = None, method: str = "GANSpace",
@@ -203,7 +204,7 @@ def build(manager: ModelManager) -> None:
             status += " The code file holds the S code (s00, s01, ...) and the unedited W+ code 'w'."
         return _image(before), after_img, save_png(after_img, f"{model.card.id}-edited"), str(code_path), status
 
-    @GPU(duration=120)
+    @on_gpu(manager, default, seconds=lambda a: 30 + request_number(a, "pca_samples", 20000) / 1000)
     @user_errors
     def pca_table(model_id: str = default, pca_samples: float = 20000, pca_components: float = 32,
                   pca_seed: float = 0, progress: gr.Progress = gr.Progress()):
@@ -215,7 +216,7 @@ def build(manager: ModelManager) -> None:
                 f"{pca.n_components} components of W from {pca.n_samples} samples explain {total:.1f}% "
                 "of its variance.")
 
-    @GPU(duration=120)
+    @on_gpu(manager, default, seconds=lambda a: 60)
     @user_errors
     def find_channels(model_id: str = default, source: str = "seed", seed: float = 0, truncation_psi: float = 0.7,
                       class_idx: float = 0, code_file: Any = None, region: Any = None,
@@ -237,7 +238,7 @@ def build(manager: ModelManager) -> None:
         best = found[0]
         return rows, gr.update(value=best.layer), gr.update(value=best.channel)
 
-    @GPU(duration=120)
+    @on_gpu(manager, default, seconds=lambda a: 60)
     @user_errors
     def show_parts(model_id: str = default, source: str = "seed", seed: float = 0, truncation_psi: float = 0.7,
                    class_idx: float = 0, code_file: Any = None, part_block: str = "", part_k: float = 8,
@@ -273,7 +274,7 @@ def build(manager: ModelManager) -> None:
         return [gr.update(visible=(method == m)) for m in METHODS]
 
     with gr.Tab("Editing", id="editing") as tab:
-        offline_banner()
+        offline_banner(manager)
         with gr.Row():
             with gr.Column(scale=1):
                 model = model_picker(manager, default, "editing_refresh_models", choices)

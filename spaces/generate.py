@@ -7,12 +7,13 @@ from typing import Optional
 
 import gradio as gr
 
-from spaces import GPU
 from spaces.common import (
+    count_seeds,
     default_model,
     model_choices,
     model_picker,
     offline_banner,
+    on_gpu,
     parse_number,
     progress_callback,
     save_png,
@@ -63,9 +64,9 @@ def _model_status(model) -> str:
 def build(manager: ModelManager) -> None:
     """Lay out the tab in the current gr.Blocks and wire its events."""
     choices = model_choices(manager)
-    default = default_model(manager)
+    default = default_model(manager, "generate")
 
-    @GPU(duration=120)
+    @on_gpu(manager, default, seconds=lambda a: 15 + 2 * count_seeds(a.get("seeds"), MAX_SEEDS))
     @user_errors
     def generate(model_id: str = default, seeds: str = "0", truncation_psi: float = 0.7,
                  truncation_cutoff: Optional[float] = 0, noise_mode: str = "const", class_idx: float = 0,
@@ -82,7 +83,8 @@ def build(manager: ModelManager) -> None:
         grid = save_png(image_grid(images), f"{model.card.id}-seeds")
         return gallery, grid, _model_status(model)
 
-    @GPU(duration=120)
+    @on_gpu(manager, default,
+            seconds=lambda a: 15 + count_seeds(a.get("row_seeds"), 8) * count_seeds(a.get("col_seeds"), 8))
     @user_errors
     def mix(model_id: str = default, row_seeds: str = "85, 100, 75", col_seeds: str = "55, 821, 1789",
             col_layers: str = "0-6", truncation_psi: float = 0.7, noise_mode: str = "const",
@@ -99,7 +101,7 @@ def build(manager: ModelManager) -> None:
 
 
     with gr.Tab("Generate", id="generate"):
-        offline_banner()
+        offline_banner(manager)
         with gr.Row():
             with gr.Column(scale=1):
                 model = model_picker(manager, default, "refresh_models", choices)

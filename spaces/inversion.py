@@ -18,7 +18,6 @@ import gradio as gr
 import numpy as np
 import torch
 
-from spaces import GPU
 from spaces.handoff import EDITING_CODE_INPUTS, INVERSION_CODES, offer, offered
 from spaces.common import (
     SessionStopFlags,
@@ -26,7 +25,9 @@ from spaces.common import (
     model_choices,
     model_picker,
     offline_banner,
+    on_gpu,
     progress_callback,
+    request_number,
     required_int,
     required_number,
     user_errors,
@@ -40,6 +41,7 @@ from stylecore.invert_compare import (
     MethodSpec,
     run_methods,
     save_result,
+    zoo_encoder,
 )
 from stylecore.metrics import get_lpips
 
@@ -51,7 +53,7 @@ METHODS = {  # label -> kind
 }
 ALIGNMENTS = {"auto (align faces for face models)": "auto", "align face": "align", "centre crop": "crop",
               "resize whole image": "resize"}
-DEFAULT_ENCODERS = ("e4e-ffhq", "psp-ffhq", "restyle-e4e-ffhq")
+DEFAULT_ENCODERS = ("e4e-ffhq", "psp-ffhq")
 
 
 def _raw_upload(image: gr.Image) -> gr.Image:
@@ -175,11 +177,11 @@ def _loss_table(results: list) -> Any:
 def build(manager: ModelManager) -> None:
     """Lay out the tab in the current gr.Blocks and wire its events."""
     choices = model_choices(manager)
-    default = default_model(manager)
+    default = default_model(manager, "inversion")
     stops = SessionStopFlags()
     encoders = _encoder_choices()
 
-    @GPU(duration=120)
+    @on_gpu(manager, default, seconds=lambda a: 30)
     @user_errors
     def align(model_id: str = default, image: Optional[str] = None, alignment: str = "auto",
               crop_if_no_face: bool = False, progress: gr.Progress = gr.Progress()):
@@ -190,7 +192,20 @@ def build(manager: ModelManager) -> None:
         prepared, _ = _source_image(model, "image", image, 0, 1, alignment, crop_if_no_face, progress)
         return prepared.image, prepared.message
 
-    @GPU(duration=300)
+    def inversion_seconds(a: dict) -> float:
+        ticked = [METHODS.get(m, m) for m in (a.get("methods") or ["w"])]
+        steps = sum(request_number(a, f"{kind}_steps", 300) for kind in ("w", "wplus", "hybrid") if kind in ticked)
+        return 30 + 0.2 * steps + 2 * request_number(a, "encoder_iterations", 5)
+
+    def inversion_assets(a: dict) -> None:
+        """LPIPS and the chosen encoder, downloaded and loaded before any GPU time."""
+        get_lpips(manager.device)
+        ticked = [METHODS.get(m, m) for m in (a.get("methods") or ["w"])]
+        if a.get("encoder") and {"encoder", "hybrid"} & set(ticked):
+            _check_encoder(str(a["encoder"]), manager.get(str(a.get("model_id") or default)).G)
+            zoo_encoder(str(a["encoder"]), device=manager.device)
+
+    @on_gpu(manager, default, seconds=inversion_seconds, prepare=inversion_assets)
     @user_errors
     def invert(model_id: str = default, image: Optional[str] = None, source: str = "image", seed: float = 0,
                truncation_psi: float = 0.7, alignment: str = "auto", crop_if_no_face: bool = False,
@@ -245,6 +260,8 @@ def build(manager: ModelManager) -> None:
         stopped = any(r.cancelled for r in results) or len(results) < len(specs)
         status = f"{prepared.message}. " + ("**Stopped**: partial results. " if stopped else "") + \
             f"{len(results)} of {len(specs)} methods ran on {model.device.type}."
+        notes = [r.note for r in results if r.note] + [r.start.note for r in results if r.start and r.start.note]
+        status += "".join(f" {note}." for note in dict.fromkeys(notes))
         if getattr(lpips_net, "random_backbone", False):
             status += (" LPIPS uses a random VGG16 backbone (STYLECORE_LPIPS_BACKBONE=random): its values are not "
                        "comparable with published ones.")
@@ -262,7 +279,7 @@ def build(manager: ModelManager) -> None:
     editing = offered(EDITING_CODE_INPUTS)
 
     with gr.Tab("Inversion", id="inversion"):
-        offline_banner()
+        offline_banner(manager)
         with gr.Row():
             with gr.Column(scale=1):
                 model = model_picker(manager, default, "inversion_refresh_models", choices)

@@ -18,7 +18,6 @@ import gradio as gr
 import numpy as np
 import torch
 
-from spaces import GPU
 from spaces.handoff import INVERSION_CODES, offered
 from spaces.common import (
     SessionStopFlags,
@@ -28,7 +27,9 @@ from spaces.common import (
     model_choices,
     model_picker,
     offline_banner,
+    on_gpu,
     progress_callback,
+    request_number,
     required_int,
     required_number,
     save_png,
@@ -40,9 +41,11 @@ from stylecore.edit import styleclip as sc
 from stylecore.engine import LoadedModel, ModelManager
 from stylecore.generate import to_uint8
 from stylecore.identity import (
+    ARCFACE_CARD,
     ENV_ID_WEIGHTS,
     IdentityNet,
     identity_embedding,
+    identity_weights_path,
     load_identity,
 )
 from stylecore.latents import load_latents, save_latents
@@ -52,16 +55,6 @@ METHODS = ("Global direction", "Latent optimization", "Latent mapper")
 SOURCES = ("seed", "inversion", "file")
 MAX_STRIP = 9
 MAX_RELEVANCE_IMAGES = 200
-
-
-def _identity_weights_path(id_weights: Any) -> str:
-    """The uploaded face-recognition weights, else $STYLECORE_ID_WEIGHTS; a clear error when neither."""
-    path = file_path(id_weights) or os.environ.get(ENV_ID_WEIGHTS, "").strip()
-    if not path:
-        raise ValueError("identity lambda > 0 needs face-recognition weights: upload model_ir_se50.pth "
-                         f"(ArcFace IR-SE50) or set ${ENV_ID_WEIGHTS}; use identity lambda 0 to turn the "
-                         "identity loss off")
-    return path
 
 
 def _strip_values(text: Any) -> list[float]:
@@ -83,7 +76,7 @@ def _inversion_code(files: Any) -> Optional[str]:
 def build(manager: ModelManager) -> None:
     """Lay out the tab in the current gr.Blocks and wire its events."""
     choices = model_choices(manager)
-    default = default_model(manager)
+    default = default_model(manager, "styleclip")
     stops = SessionStopFlags()
     tables: dict[tuple, sc.ChannelRelevance] = {}
     tables_lock = threading.Lock()
@@ -123,7 +116,17 @@ def build(manager: ModelManager) -> None:
             tables[key] = table
         return table
 
-    @GPU(duration=120)
+    def styleclip_seconds(a: dict) -> float:
+        if a.get("method") == "Latent optimization":
+            return 30 + 0.5 * request_number(a, "steps", 40)
+        return 60 + 2 * request_number(a, "relevance_images", 16)
+
+    def styleclip_assets(a: dict) -> None:
+        """CLIP, downloaded and loaded before any GPU time (the mapper needs none)."""
+        if a.get("method") != "Latent mapper":
+            load_clip(str(a.get("clip_model") or "").strip() or None, device=manager.device)
+
+    @on_gpu(manager, default, seconds=styleclip_seconds, prepare=styleclip_assets)
     @user_errors
     def run(model_id: str = default, source: str = "seed", seed: float = 0, truncation_psi: float = 0.7,
             class_idx: float = 0, code_file: Any = None, inversion_codes: Any = None,
@@ -174,7 +177,11 @@ def build(manager: ModelManager) -> None:
                 lam = required_number(id_lambda if id_lambda is not None else 0.0, "identity lambda", 0, 100)
                 identity = None
                 if lam > 0:
-                    net = identity_for(_identity_weights_path(id_weights), model.device)
+                    def report(done: int, total: Optional[int], message: str) -> None:
+                        progress(done / total if total else 0.0, desc=f"identity network: {message}")
+
+                    weights = identity_weights_path(file_path(id_weights), progress=report)
+                    net = identity_for(str(weights), model.device)
                     identity = lambda imgs: identity_embedding(net, imgs)
                 clip = clip_for(model, clip_model, progress)
                 config = sc.OptimizeConfig(steps=required_int(steps, "steps", 1, 5000), lr=required_number(lr, "learning rate", 0, 10),
@@ -234,7 +241,7 @@ def build(manager: ModelManager) -> None:
 
     inversion_codes = offered(INVERSION_CODES)
     with gr.Tab("StyleCLIP", id="styleclip"):
-        offline_banner()
+        offline_banner(manager)
         gr.Markdown("Edit by text with StyleCLIP (Patashnik et al. 2021). Global directions need a channel "
                     "relevance table per model: the released one for StyleGAN2 FFHQ 1024, otherwise computed "
                     "once (can take long on big models; it resumes if stopped) and cached.")
@@ -267,11 +274,12 @@ def build(manager: ModelManager) -> None:
                         lr = gr.Number(value=0.1, minimum=0, label="Learning rate")
                         l2_lambda = gr.Number(value=0.008, minimum=0, label="L2 lambda")
                     with gr.Row():
-                        id_weights = gr.File(label="Face-recognition weights (model_ir_se50.pth, optional)",
+                        id_weights = gr.File(label="Face-recognition weights (optional upload)",
                                              file_types=[".pth", ".pt"], height=100)
                         id_lambda = gr.Number(value=0.0, minimum=0, maximum=100, label="identity lambda",
                                               info=f"0 = off; StyleCLIP's notebook uses 0.005. Without an "
-                                                   f"upload, ${ENV_ID_WEIGHTS} names the weights")
+                                                   f"upload: ${ENV_ID_WEIGHTS}, else {ARCFACE_CARD.repo_id} "
+                                                   "from the Hub (175 MB, once)")
                 with gr.Group(visible=False) as mapper_box:
                     mapper_file = gr.File(label="Mapper checkpoint (.pt)", file_types=[".pt"], height=100)
                     mapper_hub = gr.Textbox(value="", label="Or from the Hub", placeholder="hf://owner/repo/mapper.pt")

@@ -15,16 +15,18 @@ from typing import Optional
 
 import gradio as gr
 
-from spaces import GPU
 from spaces.common import (
+    default_model,
+    model_card_panel,
     model_label,
     offline_banner,
+    on_gpu,
     parse_number,
     progress_callback,
+    request_number,
     user_errors,
 )
 from spaces.renders import StoppableRenders
-from stylecore import hub
 from stylecore.engine import ModelManager
 from stylecore.nerf_views import (
     MAX_STEPS,
@@ -32,9 +34,6 @@ from stylecore.nerf_views import (
     render_orbit_steps,
     render_view,
 )
-
-DEMO_ID = "demo-nerf"
-
 
 def _given(value, name: str, default: float, integer: bool = False) -> float:
     number = parse_number(value, name, integer=integer)
@@ -44,14 +43,6 @@ def _given(value, name: str, default: float, integer: bool = False) -> float:
 def _choices(manager: ModelManager) -> list[tuple[str, str]]:
     """StyleNeRF cards, and user-added cards whose architecture is decided when read."""
     return [(model_label(c), c.id) for c in manager.zoo.cards() if c.architecture in ("stylenerf", "auto")]
-
-
-def _default_model(manager: ModelManager) -> str:
-    cards = [c for c in manager.zoo.cards() if c.architecture == "stylenerf"]
-    for card in cards:
-        if card.format != "builtin" and hub.download_state(card) in ("downloaded", "local file"):
-            return card.id
-    return DEMO_ID if DEMO_ID in manager.zoo else (cards[0].id if cards else manager.zoo.cards()[0].id)
 
 
 def _settings(truncation_psi, yaw, pitch, fov, steps, default_steps: int) -> ViewSettings:
@@ -84,10 +75,10 @@ def _status(model, settings: ViewSettings, seeds: tuple[int, Optional[int]], sec
 
 def build(manager: ModelManager) -> None:
     """Lay out the tab in the current gr.Blocks and wire its events."""
-    default = _default_model(manager)
+    default = default_model(manager, "stylenerf")
     default_steps = 40  # the web demo's quality; about 0.35 s per 256 px view on a 2-core CPU
 
-    @GPU(duration=120)
+    @on_gpu(manager, default, seconds=lambda a: 30)
     @user_errors
     def stylenerf(model_id: str = default, seed: float = 1, truncation_psi: float = 0.7, yaw: float = 0.0,
                   pitch: float = 0.0, fov: float = 12.0, steps: float = default_steps, mix_seeds: bool = False,
@@ -118,7 +109,7 @@ def build(manager: ModelManager) -> None:
                                        force_fp32=model.force_fp32, cancel=cancelled)
         return steps_gen, folder, model, settings, seeds
 
-    @GPU(duration=120)
+    @on_gpu(manager, default, seconds=lambda a: 20 + request_number(a, "frames", 36))
     @user_errors
     def stylenerf_orbit(model_id: str = default, seed: float = 1, truncation_psi: float = 0.7, pitch: float = 0.0,
                         fov: float = 12.0, steps: float = default_steps, mix_seeds: bool = False,
@@ -135,12 +126,13 @@ def build(manager: ModelManager) -> None:
         yield str(path), _status(model, settings, seeds, time.perf_counter() - begin, "orbit video rendered")
 
     with gr.Tab("StyleNeRF", id="stylenerf"):
-        offline_banner()
+        offline_banner(manager)
         gr.Markdown("3-D-aware faces: move the camera around a generated face. The image follows the sliders.")
         with gr.Row():
             with gr.Column(scale=1):
                 model = gr.Dropdown(choices=_choices(manager), value=default, label="StyleNeRF model",
                                     info="'not downloaded' models are fetched from the Hub on first use")
+                model_card_panel(manager, model)
                 seed = gr.Number(value=1, precision=0, minimum=0, label="Seed")
                 psi = gr.Slider(-1.0, 2.0, value=0.7, step=0.05, label="Truncation psi")
                 yaw = gr.Slider(-1.0, 1.0, value=0.0, step=0.05, label="Yaw", info="left/right, 0.5 rad per unit")

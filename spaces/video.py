@@ -11,12 +11,16 @@ from typing import Optional
 
 import gradio as gr
 
-from spaces import GPU
 from spaces.common import (
+    count_seeds,
+    default_model,
+    model_card_panel,
     model_choices,
     offline_banner,
+    on_gpu,
     parse_number,
     progress_callback,
+    request_number,
     user_errors,
 )
 from spaces.renders import StoppableRenders
@@ -27,17 +31,6 @@ from stylecore.video import Panel, VideoLimits, VideoSettings, render_video_step
 from stylecore.video_paths import CAMERA_PATHS, CameraPath
 
 KIND_CHOICES = [("cubic (loops, as gen_video.py)", "cubic"), ("linear", "linear"), ("spherical", "spherical")]
-
-
-def _default_of(manager: ModelManager, architecture: str, builtin_id: str) -> str:
-    """A downloaded model of that architecture, else the built-in demo network of it."""
-    from stylecore import hub
-
-    for card in manager.zoo.cards():
-        if card.architecture == architecture and card.format != "builtin" and \
-                hub.download_state(card) in ("downloaded", "local file"):
-            return card.id
-    return builtin_id if builtin_id in manager.zoo else manager.zoo.cards()[0].id
 
 
 def _given(value, name: str, default: float, integer: bool = False) -> float:
@@ -66,8 +59,8 @@ def _settings(seeds, codes, kind, space, loop, frames_per_transition, grid_w, gr
 def build(manager: ModelManager) -> None:
     """Lay out the tab in the current gr.Blocks and wire its events."""
     choices = model_choices(manager)
-    default_sg3 = _default_of(manager, "stylegan3", "demo-sg3")
-    default_sg2 = _default_of(manager, "stylegan2", "demo")
+    default_sg3 = default_model(manager, "video")
+    default_sg2 = default_model(manager, "video-compare")
 
     renders = StoppableRenders()
 
@@ -85,7 +78,16 @@ def build(manager: ModelManager) -> None:
                                    VideoLimits.from_env(), batch_size=batch, cancel=cancelled)
         return steps, folder, panels
 
-    @GPU(duration=120)
+    def video_seconds(a: dict) -> float:
+        transitions = count_seeds(a.get("seeds"), 64) * request_number(a, "grid_w", 1) * request_number(a, "grid_h", 1)
+        panels = 2 if a.get("side_by_side") else 1
+        return 20 + 0.2 * transitions * request_number(a, "frames_per_transition", 30) * panels
+
+    def compare_model(a: dict) -> None:
+        if a.get("side_by_side"):
+            manager.get(str(a.get("compare_id") or default_sg2))
+
+    @on_gpu(manager, default_sg3, seconds=video_seconds, prepare=compare_model)
     @user_errors
     def video(model_id: str = default_sg3, compare_id: str = default_sg2, seeds: str = "0-2",
               codes: Optional[str] = None, kind: str = "cubic", space: str = "w", loop: bool = True,
@@ -109,10 +111,11 @@ def build(manager: ModelManager) -> None:
         yield str(result.path), str(result.gif_path) if result.gif_path else None, status
 
     with gr.Tab("Video", id="video"):
-        offline_banner()
+        offline_banner(manager)
         with gr.Row():
             with gr.Column(scale=1):
                 model = gr.Dropdown(choices=choices, value=default_sg3, label="Model (StyleGAN3 for camera paths)")
+                model_card_panel(manager, model)
                 seeds = gr.Textbox(value="0-2", label="Keyframe seeds",
                                    info="grid columns x rows x keyframes of them, one row of keyframes per walk")
                 codes = gr.File(label="Or keyframe codes (.npz with 'w', walked in w)", file_types=[".npz"],

@@ -32,7 +32,7 @@ START_TIMEOUT = float(os.environ.get("STYLECORE_TEST_APP_TIMEOUT", 60))
 
 # Variables of the developer's shell that would change what the app does; a test sets them itself.
 _SCRUB = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT",
-          "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "STYLECORE_MODELS", "STYLECORE_MEMORY_BUDGET",
+          "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "STYLECORE_MODELS", "STYLECORE_URL_MIRRORS", "STYLECORE_MEMORY_BUDGET",
           "STYLECORE_CONCURRENCY", "STYLECORE_QUEUE_SIZE", "SYSTEM", "SPACE_ID", "SPACES_ZERO_GPU",
           "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "GRADIO_ROOT_PATH", "GRADIO_SHARE", "GRADIO_WATCH_DIRS",
           "GRADIO_HOT_RELOAD")
@@ -60,6 +60,9 @@ def app_env(overrides: Optional[Mapping[str, Optional[str]]] = None, workdir: Op
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "HF_HUB_DISABLE_UPDATE_CHECK": "1",
         "DO_NOT_TRACK": "1",
+        # Tabs open on the demo networks: the launches test controls, not first-visit downloads (which
+        # tests/test_defaults.py covers by removing this with env={"STYLECORE_DEMO_DEFAULTS": None}).
+        "STYLECORE_DEMO_DEFAULTS": "1",
         "NO_PROXY": os.environ["NO_PROXY"],
         "no_proxy": os.environ["no_proxy"],
     })

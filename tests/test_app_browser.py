@@ -58,9 +58,10 @@ def test_generate_mix_error_and_recover_in_a_browser(page, app, tmp_path):
     assert images.count() == 2
     widths = [images.nth(i).evaluate("img => img.naturalWidth") for i in range(2)]
     assert all(w > 0 for w in widths) and widths[0] == 64, widths
-    status = page.get_by_test_id("markdown").filter(has_text="untrained")
+    # The status line, not the demo-networks banner above the tab, which also says "untrained".
+    status = page.get_by_test_id("markdown").filter(has_text="untrained").filter(has_text="64x64")
     status.first.wait_for()
-    assert "64x64" in status.first.inner_text()
+    assert "untrained demo network" in status.first.inner_text()
     page.screenshot(path=str(tmp_path / "generate.png"), full_page=True)
 
     # Style mixing: open the accordion, mix, and see the (3+1) x (3+1) matrix of 64px cells.
