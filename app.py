@@ -83,7 +83,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         parser.error(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc))
     manager.reachability = probe()
     if not manager.reachability.online:
-        print(f"Opening on the demo networks: {manager.reachability.reason}", file=sys.stderr, flush=True)
+        detail = f" ({manager.reachability.detail})" if manager.reachability.detail else ""
+        print(f"Opening on the demo networks: {manager.reachability.reason}{detail}", file=sys.stderr, flush=True)
     # On a Space the cache starts empty: fetch the tabs' default models now, not in the first visitor's request.
     prefetch = Prefetch(default_cards(manager.zoo)).start() \
         if os.environ.get("SPACE_ID") and manager.reachability.online else None

@@ -25,11 +25,13 @@ PROBE_TIMEOUT = float(os.environ.get("STYLECORE_PROBE_TIMEOUT", 3.0))
 
 @dataclass(frozen=True)
 class Reachability:
-    """What the start-up probe found: each source reachable or not, and why not, in words."""
+    """What the start-up probe found: each source reachable or not; `reason` in plain words for the page,
+    `detail` (the addresses and errors) for the console."""
 
     hub: bool
     ngc: bool
     reason: str = ""
+    detail: str = ""
 
     @property
     def online(self) -> bool:
@@ -63,5 +65,8 @@ def probe(timeout: float = PROBE_TIMEOUT) -> Reachability:
     targets = {"hub": hub.hub_endpoint() + "/api/whoami-v2", "ngc": mirrored_url(NGC_PROBE_URL)}
     with concurrent.futures.ThreadPoolExecutor(len(targets)) as pool:
         found = dict(zip(targets, pool.map(lambda url: _answers(url, timeout), targets.values())))
-    reasons = "; ".join(f"{name} ({targets[name]}): {why}" for name, why in found.items() if why)
-    return Reachability(found["hub"] is None, found["ngc"] is None, reasons)
+    names = {"hub": "the Hugging Face Hub", "ngc": "NVIDIA's model server (NGC)"}
+    down = [names[name] for name, why in found.items() if why]
+    detail = "; ".join(f"{name} ({targets[name]}): {why}" for name, why in found.items() if why)
+    reason = f"{' and '.join(down)} could not be reached" if down else ""
+    return Reachability(found["hub"] is None, found["ngc"] is None, reason, detail)

@@ -54,7 +54,7 @@ def test_probe_reaches_the_hub_and_names_what_it_cannot_reach(fake_hub, monkeypa
     monkeypatch.setenv("STYLECORE_URL_MIRRORS", f"https://api.ngc.nvidia.com={dead}")
     reach = probe(timeout=2)
     assert reach.hub and not reach.ngc and reach.online
-    assert dead in reach.reason and "ngc" in reach.reason
+    assert reach.reason == "NVIDIA's model server (NGC) could not be reached" and dead in reach.detail
 
 
 def test_prefetch_reports_progress_and_failures(fake_hub):
