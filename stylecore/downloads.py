@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from stylecore.zoo import ModelCard
 
 __all__ = ["DEFAULT_HOSTS", "ENV_MIRRORS", "allow_hosts", "allowed_hosts", "downloads_dir", "fetch_url",
-           "file_sha256", "mirrored_url", "url_local_file"]
+           "file_sha256", "mirrored_url", "remove_files", "url_local_file"]
 
 Progress = Callable[[int, Optional[int], str], None]
 DEFAULT_HOSTS = frozenset({"api.ngc.nvidia.com", "nvlabs-fi-cdn.nvidia.com"})
@@ -100,9 +100,14 @@ def downloads_dir() -> Path:
     return cache_dir().parent / "downloads"
 
 
+def _file_name(url: str) -> str:
+    """The name of the file a URL points at (what messages call it)."""
+    return Path(urllib.parse.urlsplit(url).path).name
+
+
 def _entry(url: str) -> Path:
     """One cache file per URL: the file's own name, prefixed by a short hash of the whole URL."""
-    name = Path(urllib.parse.urlsplit(url).path).name or "download"
+    name = _file_name(url) or "download"
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:120]
     return downloads_dir() / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{safe}"
 
@@ -147,6 +152,15 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def remove_files(*paths: Path) -> None:
+    """Remove a refused cache entry (file, link, record), whatever is left of it."""
+    for leftover in paths:
+        try:
+            os.unlink(leftover)
+        except OSError:
+            pass
+
+
 def _unavailable(card: "ModelCard", kind: str, reason: str, remedy: str) -> Exception:
     from stylecore.hub import ModelUnavailable
 
@@ -170,7 +184,7 @@ def _verify_cached(card: "ModelCard", path: Path, progress: Optional[Progress]) 
         known = _verified.get(key)
     if known is None:
         if progress is not None:
-            progress(stat.st_size, stat.st_size, f"checking {path.name[13:]}")
+            progress(stat.st_size, stat.st_size, f"checking {_file_name(card.url or '')}")
         known = file_sha256(path) if stat.st_size == record.get("size") else ""
     problem = None
     if stat.st_size != record.get("size") or known != record.get("sha256"):
@@ -180,16 +194,12 @@ def _verify_cached(card: "ModelCard", path: Path, progress: Optional[Progress]) 
         mismatch = _check_expected(card, stat.st_size, known)
         problem = f"the cached file {path} is not the file this card was made for: {mismatch}" if mismatch else None
     if problem:
-        for leftover in (path, _record_path(path)):
-            try:
-                leftover.unlink()
-            except OSError:
-                pass
+        remove_files(path, _record_path(path))
         raise _unavailable(card, "corrupt", problem + "; it was removed", "use the model again to download it anew")
     with _lock:
         _verified[key] = known
     if progress is not None:
-        progress(stat.st_size, stat.st_size, f"{path.name[13:]} is in the cache")
+        progress(stat.st_size, stat.st_size, f"{_file_name(card.url or '')} is in the cache")
     return path
 
 
@@ -260,7 +270,7 @@ def _transfer(card: "ModelCard", url: str, part: Path, progress: Optional[Progre
     import requests
 
     timeout = _timeout()
-    label = Path(urllib.parse.urlsplit(card.url or url).path).name
+    label = _file_name(card.url or url)
     for attempt in range(1, ATTEMPTS + 1):
         bar = _Bar(progress, label)
         # identity: a compressed body would be decoded to another size than the announced one
@@ -351,5 +361,5 @@ def _fetch_url(card: "ModelCard", progress: Optional[Progress], refresh: bool) -
             raise
         raise _explain(card, url, exc) from exc
     if progress is not None:
-        progress(size, size, f"{Path(urllib.parse.urlsplit(url).path).name} is ready")
+        progress(size, size, f"{_file_name(url)} is ready")
     return path

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Callable, Optional
 
-from stylecore.downloads import file_sha256
+from stylecore.downloads import file_sha256, remove_files
 from stylecore.zoo import ModelCard
 
 # huggingface_hub sends a telemetry request to the Hub on first use unless this is set before it
@@ -27,7 +27,7 @@ from stylecore.zoo import ModelCard
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 __all__ = ["ModelUnavailable", "Progress", "local_file", "download_state", "fetch", "hub_cache_dir",
-           "hub_endpoint", "offline_mode"]
+           "hub_endpoint", "offline_mode", "truthy"]
 
 Progress = Callable[[int, Optional[int], str], None]
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -68,13 +68,14 @@ class ModelUnavailable(Exception):
 # settings, read at call time
 
 
-def _truthy(value: Optional[str]) -> bool:
+def truthy(value: Optional[str]) -> bool:
+    """An environment switch as huggingface_hub reads them: 1, on, yes or true, in any case."""
     return (value or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
 def offline_mode() -> bool:
     """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) as set now, not when huggingface_hub was imported."""
-    return _truthy(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE"))
+    return truthy(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE"))
 
 
 def hub_endpoint() -> str:
@@ -254,7 +255,7 @@ def _check_card_hash(card: ModelCard, path: Path, cache_dir: Path) -> None:
     actual = blob.name if blob.parent.name == "blobs" and _SHA256.fullmatch(blob.name) else file_sha256(blob)
     if actual == card.sha256:
         return
-    _drop(path, blob)
+    remove_files(path, blob)
     raise ModelUnavailable(
         card, "changed-upstream",
         f"the file at {card.repo_id}@{card.revision or 'main'} is not the one this card was made for: SHA-256 "
@@ -262,15 +263,6 @@ def _check_card_hash(card: ModelCard, path: Path, cache_dir: Path) -> None:
         f"removed from the cache {cache_dir} and not loaded",
         "check the repo's history; to use the new file anyway, add it under another id with a spec "
         "(hf://owner/repo/file@revision), which carries no expected hash")
-
-
-def _drop(*paths: Path) -> None:
-    """Remove a refused file from the cache (its snapshot link and its blob), whatever is left of it."""
-    for leftover in paths:
-        try:
-            os.unlink(leftover)
-        except OSError:
-            pass
 
 
 def _verify(card: ModelCard, path: Path, cache_dir: Path, progress: Optional[Progress]) -> None:
@@ -284,7 +276,7 @@ def _verify(card: ModelCard, path: Path, cache_dir: Path, progress: Optional[Pro
     actual = file_sha256(blob)
     if actual == expected:
         return
-    _drop(path, blob)
+    remove_files(path, blob)
     raise ModelUnavailable(
         card, "corrupt",
         f"the downloaded file is corrupt (SHA-256 {actual[:12]}... instead of the Hub's {expected[:12]}...) "

@@ -56,7 +56,7 @@ def _answers(url: str, timeout: float) -> Optional[str]:
 
 def probe(timeout: float = PROBE_TIMEOUT) -> Reachability:
     """Probe the Hub endpoint (HF_ENDPOINT) and NVIDIA's NGC (through STYLECORE_URL_MIRRORS) side by side."""
-    if os.environ.get(ENV_DEMO_DEFAULTS, "").strip().lower() in ("1", "true", "yes", "on"):
+    if hub.truthy(os.environ.get(ENV_DEMO_DEFAULTS)):
         return Reachability(False, False, f"{ENV_DEMO_DEFAULTS} is set")
     if hub.offline_mode():
         return Reachability(False, False, "offline mode is on (HF_HUB_OFFLINE)")
