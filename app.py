@@ -15,11 +15,11 @@ import spaces.inversion
 import spaces.styleclip
 import spaces.stylenerf
 import spaces.video
-from stylecore.defaults import default_cards
-from stylecore.engine import ModelManager, parse_bytes
-from stylecore.prefetch import Prefetch
-from stylecore.reachability import probe
-from stylecore.zoo import Zoo
+from stylecore.engine.defaults import default_cards
+from stylecore.engine.manager import ModelManager, parse_bytes
+from stylecore.engine.prefetch import Prefetch
+from stylecore.engine.reachability import probe
+from stylecore.engine.zoo import Zoo
 
 # Build order matters: Inversion hands codes to Editing and StyleCLIP reads Inversion's codes.
 TABS = (spaces.generate, spaces.editing, spaces.inversion, spaces.styleclip, spaces.video, spaces.stylenerf)

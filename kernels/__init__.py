@@ -2,8 +2,8 @@
 
 Everything here degrades to None, so callers fall back to the plain-torch ops in stylecore.ops:
 a failed build prints one line and never raises, a lock never hangs, and STYLECORE_KERNELS=0
-turns it all off. `python -m kernels build` prebuilds (see kernels/__main__.py). kernels never
-imports stylecore, so stylecore can import kernels.
+turns it all off. `python -m kernels build` prebuilds (see kernels/__main__.py). Of stylecore,
+kernels imports only the ops' argument parsing (stylecore.ops.args), so stylecore can import kernels.
 """
 from __future__ import annotations
 

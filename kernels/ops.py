@@ -17,7 +17,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from kernels import settings
-from kernels.args import IntOrPair, filter_size, pair, parse_padding
+from stylecore.ops.args import IntOrPair, filter_size, pair, parse_padding
 from kernels.build import load_extension
 from kernels.extensions import EXTENSIONS
 

@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stylecore import hub
-from stylecore.defaults import default_model_id
-from stylecore.engine import LoadedModel, ModelManager
-from stylecore.generate import GenerationSettings, seeds_to_ws
-from stylecore.latents import load_latents, parse_seeds
-from stylecore.reachability import NOT_PROBED
-from stylecore.zoo import ModelCard
+from stylecore.engine import hub
+from stylecore.engine.defaults import default_model_id
+from stylecore.engine.manager import LoadedModel, ModelManager
+from stylecore.codes.generate import GenerationSettings, settings_ws
+from stylecore.codes.latents import load_latents, parse_seeds
+from stylecore.engine.reachability import NOT_PROBED
+from stylecore.engine.zoo import ModelCard
 
 
 def model_label(card: ModelCard) -> str:
@@ -37,7 +37,7 @@ def model_choices(manager: ModelManager) -> list[tuple[str, str]]:
 
 
 def default_model(manager: ModelManager, tab: str) -> str:
-    """The model `tab` opens on (stylecore.defaults): real when the network allows, else the demo network."""
+    """The model `tab` opens on (stylecore.engine.defaults): real when the network allows, else the demo network."""
     return default_model_id(manager.zoo, tab, manager.reachability)
 
 
@@ -250,7 +250,7 @@ def code_from(model: LoadedModel, source: str, seed: Any, psi: Any, class_idx: A
     settings = GenerationSettings(
         truncation_psi=required_number(psi, "truncation psi", -2, 2),
         class_idx=required_int(class_idx, "class", 0, G.c_dim - 1) if G.c_dim else None)
-    return seeds_to_ws(G, [required_int(seed, "seed", 0, 2 ** 32 - 1)], settings, model.device)
+    return settings_ws(G, [required_int(seed, "seed", 0, 2 ** 32 - 1)], settings, model.device)
 
 
 class SessionStopFlags:

@@ -31,11 +31,12 @@ from spaces.common import (
     save_png,
     user_errors,
 )
-from stylecore.edit import assets, ganspace, interfacegan, local_edit, stylespace_edit
-from stylecore.engine import LoadedModel, ModelManager
-from stylecore.generate import to_uint8
-from stylecore.latents import load_latents, save_latents
-from stylecore.stylespace import (
+from stylecore.edit import ganspace, interfacegan, local_edit, stylespace_channels
+from stylecore.engine import assets
+from stylecore.engine.manager import LoadedModel, ModelManager
+from stylecore.codes.generate import to_uint8
+from stylecore.codes.latents import load_latents, save_latents
+from stylecore.codes.stylespace import (
     save_styles,
     style_layers,
     synthesize_from_styles,
@@ -103,7 +104,7 @@ def build(manager: ModelManager) -> None:
     def sigma(model: LoadedModel) -> list:
         key = assets.model_cache_key(model)
         if key not in std_cache:
-            std_cache[key] = stylespace_edit.style_std(model.G)
+            std_cache[key] = stylespace_channels.style_std(model.G)
         return std_cache[key]
 
     def pca_for(model: LoadedModel, samples: Any, components: Any, pca_seed: Any, progress: gr.Progress):
@@ -160,7 +161,7 @@ def build(manager: ModelManager) -> None:
             styles = ws_to_styles(G, ws)
             layer = required_int(s_layer, "style layer", 0, len(styles) - 1)
             channel = required_int(s_channel, "channel", 0, styles[layer].shape[1] - 1)
-            edited_styles = stylespace_edit.edit_channel(styles, layer, channel,
+            edited_styles = stylespace_channels.edit_channel(styles, layer, channel,
                                                          required_number(s_strength, "strength", -100, 100), sigma(model))
             what = f"StyleSpace channel {layer}_{channel} ({style_layers(G)[layer].name}) × {float(s_strength):g} σ"
         elif method == "Local (parts)":
@@ -230,7 +231,7 @@ def build(manager: ModelManager) -> None:
         count = len(style_layers(model.G))
         chosen = (None if str(search_layers or "all").strip().lower() == "all"
                   else interfacegan.parse_layers(search_layers, count, "style layers"))
-        found = stylespace_edit.locate_channels(model.G, ws, _region(region, box), method=str(how),
+        found = stylespace_channels.locate_channels(model.G, ws, _region(region, box), method=str(how),
                                                 top=required_int(top, "number of channels", 1, 200), layers=chosen,
                                                 std=sigma(model),
                                                 progress=progress_callback(progress), force_fp32=model.force_fp32)
@@ -317,7 +318,7 @@ def build(manager: ModelManager) -> None:
                                               file_types=[".npy", ".pt", ".pth"], height=100)
                 with gr.Group(visible=False) as s_box:
                     gr.Markdown("**StyleSpace**: one channel of S (layer_channel), in standard deviations.")
-                    known = gr.Dropdown([(f"{c.code}: {c.label}", c.code) for c in stylespace_edit.FFHQ_CHANNELS],
+                    known = gr.Dropdown([(f"{c.code}: {c.label}", c.code) for c in stylespace_channels.FFHQ_CHANNELS],
                                         value=None, label="Published channels (StyleGAN2 FFHQ 1024 only)")
                     with gr.Row():
                         s_layer = gr.Number(value=6, precision=0, minimum=0, label="Style layer")

@@ -19,14 +19,14 @@ from spaces.common import (
     save_png,
     user_errors,
 )
-from stylecore.engine import ModelManager
-from stylecore.generate import (
+from stylecore.engine.manager import ModelManager
+from stylecore.codes.generate import (
     GenerationSettings,
     generate_images,
     image_grid,
     style_mix,
 )
-from stylecore.latents import parse_seeds
+from stylecore.codes.latents import parse_seeds
 
 MAX_SEEDS = 64
 

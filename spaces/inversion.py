@@ -32,10 +32,10 @@ from spaces.common import (
     required_number,
     user_errors,
 )
-from stylecore.align import Prepared, prepare_image, read_image
-from stylecore.engine import LoadedModel, ModelManager
-from stylecore.generate import GenerationSettings, seeds_to_ws, to_uint8
-from stylecore.invert_compare import (
+from stylecore.perception.align import Prepared, prepare_image, read_image
+from stylecore.engine.manager import LoadedModel, ModelManager
+from stylecore.codes.generate import GenerationSettings, settings_ws, to_uint8
+from stylecore.inversion.compare import (
     MAX_ITERATIONS,
     MAX_STEPS,
     MethodSpec,
@@ -43,7 +43,7 @@ from stylecore.invert_compare import (
     save_result,
     zoo_encoder,
 )
-from stylecore.metrics import get_lpips
+from stylecore.perception.metrics import get_lpips
 
 METHODS = {  # label -> kind
     "W optimisation (official projector)": "w",
@@ -58,7 +58,7 @@ DEFAULT_ENCODERS = ("e4e-ffhq", "psp-ffhq")
 
 def _raw_upload(image: gr.Image) -> gr.Image:
     """Make an Image component hand uploads to the function as an undecoded file path, so
-    stylecore.align reads them with its size limits and clear messages (Gradio would otherwise
+    stylecore.perception.align reads them with its size limits and clear messages (Gradio would otherwise
     decode the file first and fail on huge, empty or broken files with a bare 'Error'). Done on the
     instance: a gr.Image subclass would make Gradio write a .pyi stub beside this file."""
     original = image.preprocess
@@ -77,7 +77,7 @@ def _raw_upload(image: gr.Image) -> gr.Image:
 def _encoder_choices() -> list[str]:
     """Encoder ids from the encoder zoo when it is installed, else the usual ones."""
     try:
-        from stylecore import encoder_zoo
+        from stylecore.inversion import encoder_cards as encoder_zoo
     except ImportError:
         return list(DEFAULT_ENCODERS)
     for name in ("encoder_ids", "ENCODER_IDS"):
@@ -129,7 +129,7 @@ def _methods(labels: Any, w_steps: Any, wplus_steps: Any, hybrid_steps: Any, enc
 
 def _check_encoder(encoder: str, G: torch.nn.Module) -> None:
     """Refuse a zoo encoder made for another resolution before downloading it."""
-    from stylecore.encoder_zoo import encoder_zoo
+    from stylecore.inversion.encoder_cards import encoder_zoo
 
     zoo = encoder_zoo()
     if encoder not in zoo:
@@ -149,7 +149,7 @@ def _source_image(model: LoadedModel, source: str, image: Any, seed: Any, psi: A
     G = model.G
     if source == "seed":
         settings = GenerationSettings(truncation_psi=required_number(psi, "truncation psi", -2, 2))
-        ws = seeds_to_ws(G, [required_int(seed, "seed", 0, 2 ** 32 - 1)], settings, model.device)
+        ws = settings_ws(G, [required_int(seed, "seed", 0, 2 ** 32 - 1)], settings, model.device)
         with torch.no_grad():
             img = to_uint8(G.synthesis(ws, noise_mode="const", force_fp32=model.force_fp32))[0]
         if img.ndim == 2:

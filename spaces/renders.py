@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 import gradio as gr
 
 from spaces.common import SessionStopFlags, session_key
-from stylecore.video import VideoCancelled
+from stylecore.video.render import VideoCancelled
 
 STOP_WAIT_SECONDS = 60  # longest a step in progress is waited for
 

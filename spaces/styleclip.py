@@ -35,12 +35,12 @@ from spaces.common import (
     save_png,
     user_errors,
 )
-from stylecore.clip import DEFAULT_CLIP, ENV_CLIP, ClipModel, clean_prompt, load_clip
-from stylecore.edit import assets
+from stylecore.perception.clip import DEFAULT_CLIP, ENV_CLIP, ClipModel, clean_prompt, load_clip
+from stylecore.engine import assets
 from stylecore.edit import styleclip as sc
-from stylecore.engine import LoadedModel, ModelManager
-from stylecore.generate import to_uint8
-from stylecore.identity import (
+from stylecore.engine.manager import LoadedModel, ModelManager
+from stylecore.codes.generate import to_uint8
+from stylecore.perception.identity import (
     ARCFACE_CARD,
     ENV_ID_WEIGHTS,
     IdentityNet,
@@ -48,8 +48,8 @@ from stylecore.identity import (
     identity_weights_path,
     load_identity,
 )
-from stylecore.latents import load_latents, save_latents
-from stylecore.stylespace import save_styles
+from stylecore.codes.latents import load_latents, save_latents
+from stylecore.codes.stylespace import save_styles
 
 METHODS = ("Global direction", "Latent optimization", "Latent mapper")
 SOURCES = ("seed", "inversion", "file")

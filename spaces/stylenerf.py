@@ -27,8 +27,8 @@ from spaces.common import (
     user_errors,
 )
 from spaces.renders import StoppableRenders
-from stylecore.engine import ModelManager
-from stylecore.nerf_views import (
+from stylecore.engine.manager import ModelManager
+from stylecore.video.nerf_views import (
     MAX_STEPS,
     ViewSettings,
     render_orbit_steps,

@@ -24,11 +24,11 @@ from spaces.common import (
     user_errors,
 )
 from spaces.renders import StoppableRenders
-from stylecore.engine import ModelManager
-from stylecore.generate import GenerationSettings
-from stylecore.latents import parse_seeds
-from stylecore.video import Panel, VideoLimits, VideoSettings, render_video_steps
-from stylecore.video_paths import CAMERA_PATHS, CameraPath
+from stylecore.engine.manager import ModelManager
+from stylecore.codes.generate import GenerationSettings
+from stylecore.codes.latents import parse_seeds
+from stylecore.video.render import Panel, VideoLimits, VideoSettings, render_video_steps
+from stylecore.video.paths import CAMERA_PATHS, CameraPath
 
 KIND_CHOICES = [("cubic (loops, as gen_video.py)", "cubic"), ("linear", "linear"), ("spherical", "spherical")]
 

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 
 def _zoo(args: argparse.Namespace):
-    from stylecore.zoo import Zoo
+    from stylecore.engine.zoo import Zoo
 
     zoo = Zoo.from_sources(args.models)
     for spec in getattr(args, "model_spec", None) or []:
@@ -39,11 +39,11 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """List the model cards (download state, source, pin, license), then encoders and auxiliary files."""
-    from stylecore import hub
-    from stylecore.align import LANDMARKS_CARD
-    from stylecore.encoder_zoo import ENCODER_CARDS
-    from stylecore.identity import ARCFACE_CARD
-    from stylecore.metrics import VGG16_CARD
+    from stylecore.engine import hub
+    from stylecore.perception.align import LANDMARKS_CARD
+    from stylecore.inversion.encoder_cards import ENCODER_CARDS
+    from stylecore.perception.identity import ARCFACE_CARD
+    from stylecore.perception.metrics import VGG16_CARD
 
     header = ("id", "architecture", "res", "domain", "state", "source", "pin", "license")
 
@@ -73,9 +73,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Generate one PNG per seed into --outdir (and optionally a grid)."""
     from PIL import Image
 
-    from stylecore.engine import ModelManager
-    from stylecore.generate import GenerationSettings, generate_images, image_grid
-    from stylecore.latents import parse_seeds
+    from stylecore.engine.manager import ModelManager
+    from stylecore.codes.generate import GenerationSettings, generate_images, image_grid
+    from stylecore.codes.latents import parse_seeds
 
     zoo = _zoo(args)
     model_id = args.model
@@ -113,11 +113,11 @@ def _grid(text: str) -> tuple[int, int]:
 
 def cmd_video(args: argparse.Namespace) -> int:
     """Render a latent walk (optionally with a camera path, or side by side with --compare) to MP4."""
-    from stylecore.engine import ModelManager
-    from stylecore.generate import GenerationSettings
-    from stylecore.latents import parse_seeds
-    from stylecore.video import Panel, VideoSettings, render_video
-    from stylecore.video_paths import CameraPath
+    from stylecore.engine.manager import ModelManager
+    from stylecore.codes.generate import GenerationSettings
+    from stylecore.codes.latents import parse_seeds
+    from stylecore.video.render import Panel, VideoSettings, render_video
+    from stylecore.video.paths import CameraPath
 
     zoo = _zoo(args)
     manager = ModelManager(zoo, device=args.device)
@@ -147,7 +147,7 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     """Read a checkpoint once so its converted copy lands in the cache; print what it holds."""
-    from stylecore.loader import load_generator
+    from stylecore.formats.loader import load_generator
 
     G = load_generator(args.path)
     info = G.checkpoint_info
@@ -161,7 +161,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_bench_load(args: argparse.Namespace) -> int:
     """Time the first load of a checkpoint (cache entry removed) against a cached load."""
     from stylecore.formats import cache
-    from stylecore.loader import load_generator
+    from stylecore.formats.loader import load_generator
 
     key = cache.file_sha256(args.path)
     first, cached = [], []
@@ -210,8 +210,8 @@ def cmd_bench_generator(args: argparse.Namespace) -> int:
     """Latency, img/s, peak memory and error of each ops implementation on a released-size generator."""
     import torch
 
-    from stylecore.bench_generator import bench_generator, format_table
-    from stylecore.engine import resolve_device
+    from stylecore.bench.generator import bench_generator, format_table
+    from stylecore.engine.manager import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -226,7 +226,7 @@ def cmd_bench_generator(args: argparse.Namespace) -> int:
 
 def cmd_bench_video(args: argparse.Namespace) -> int:
     """Frames per second of video generation with a random-weight StyleGAN3-T of released size."""
-    from stylecore.bench_video import bench_video
+    from stylecore.bench.video import bench_video
 
     r = bench_video(args.res, args.device, args.frames, args.batch)
     print(f"StyleGAN3-T {r['res']}x{r['res']} on {r['device']} ({r['dtype']}), {r['frames']} frames, "
@@ -238,7 +238,7 @@ def cmd_bench_video(args: argparse.Namespace) -> int:
 
 def cmd_bench_stylenerf(args: argparse.Namespace) -> int:
     """Seconds per view of a random-weight StyleNeRF of the released FFHQ configuration."""
-    from stylecore.bench_stylenerf import bench_stylenerf, format_report
+    from stylecore.bench.stylenerf import bench_stylenerf, format_report
 
     print(format_report(bench_stylenerf(args.res, args.device, args.repeat, args.threads, args.fp32)))
     return 0
@@ -258,11 +258,12 @@ def cmd_invert(args: argparse.Namespace) -> int:
 
     from PIL import Image
 
-    from stylecore.align import prepare_image, read_image
-    from stylecore.engine import ModelManager
-    from stylecore.generate import GenerationSettings, seeds_to_ws, to_uint8
-    from stylecore.invert_compare import MethodSpec, run_methods, save_result
-    from stylecore.metrics import get_lpips
+    from stylecore.perception.align import prepare_image, read_image
+    from stylecore.engine.manager import ModelManager
+    from stylecore.codes.generate import to_uint8
+    from stylecore.codes.latents import seeds_to_ws
+    from stylecore.inversion.compare import MethodSpec, run_methods, save_result
+    from stylecore.perception.metrics import get_lpips
 
     zoo = _zoo(args)
     manager = ModelManager(zoo, device=args.device)
@@ -279,7 +280,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
                                  args.crop_if_no_face)
         target, note = prepared.image, prepared.message
     else:
-        ws = seeds_to_ws(G, [args.seed], GenerationSettings(truncation_psi=args.trunc), model.device)
+        ws = seeds_to_ws(G, [args.seed], args.trunc, device=model.device)
         target, note = to_uint8(G.synthesis(ws, noise_mode="const", force_fp32=model.force_fp32))[0], f"seed {args.seed}"
     steps = {"w": args.w_steps, "wplus": args.wplus_steps, "hybrid": args.hybrid_steps, "encoder": 0}
     specs = [MethodSpec(k, steps=steps[k], encoder=args.encoder or "", iterations=args.iterations)
@@ -307,11 +308,11 @@ def cmd_bench_invert(args: argparse.Namespace) -> int:
     with a random-weight StyleGAN2 config-f generator and a random-backbone LPIPS."""
     import torch
 
-    from stylecore.bench_encoders import bench_encoders
-    from stylecore.engine import resolve_device
-    from stylecore.invert import ProjectorConfig, WPlusConfig, project_w, project_wplus
-    from stylecore.metrics import build_lpips
-    from stylecore.released import random_released_generator
+    from stylecore.bench.encoders import bench_encoders
+    from stylecore.engine.manager import resolve_device
+    from stylecore.inversion.optimize import ProjectorConfig, WPlusConfig, project_w, project_wplus
+    from stylecore.perception.metrics import build_lpips
+    from stylecore.engine.released import random_released_generator
 
     dev = resolve_device(args.device)
     if args.threads:
@@ -356,11 +357,11 @@ def cmd_bench_styleclip(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from stylecore.clip import build_clip
+    from stylecore.perception.clip import build_clip
     from stylecore.edit import styleclip as sc
     from stylecore.edit.styleclip_mapper import LEVELS, LatentMapper
-    from stylecore.engine import resolve_device
-    from stylecore.released import random_released_generator
+    from stylecore.engine.manager import resolve_device
+    from stylecore.engine.released import random_released_generator
 
     dev = resolve_device(args.device)
     if args.threads:
@@ -556,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from stylecore.formats.errors import CheckpointError
-    from stylecore.hub import ModelUnavailable
+    from stylecore.engine.hub import ModelUnavailable
 
     args = build_parser().parse_args(argv)
     try:

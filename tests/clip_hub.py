@@ -15,7 +15,7 @@ def tiny_clip_hub() -> Iterator[dict]:
     """Serve the tiny CLIP in open_clip's hf-hub layout; yields the app's environment for it."""
     from safetensors.torch import save
 
-    from stylecore.clip import build_clip
+    from stylecore.perception.clip import build_clip
     from test_styleclip import TINY
 
     clip = build_clip("ViT-B-32-quickgelu", seed=0, **TINY)

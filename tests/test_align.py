@@ -1,4 +1,4 @@
-"""Face alignment and image reading (stylecore.align).
+"""Face alignment and image reading (stylecore.perception.align).
 
 A real photograph that ships with scikit-image (the astronaut, NASA, public domain) goes through
 dlib's detector and 68-landmark model (from the face-recognition-models wheel, offline): the
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylecore import align
+from stylecore.perception import align
 
 dlib = pytest.importorskip("dlib", reason="dlib (pip install dlib-bin) is needed for face alignment")
 skdata = pytest.importorskip("skimage.data", reason="scikit-image ships the test photograph")

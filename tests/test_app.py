@@ -33,7 +33,7 @@ PSI = 0.7  # the endpoints' default truncation
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
     """Two tiny real-layout official pickles with random (seeded) weights."""
-    from stylecore.demo import DEMO_KWARGS, build_demo_generator
+    from stylecore.engine.demo import DEMO_KWARGS, build_demo_generator
     from writers.official_pickle import nest_ada_kwargs, write_official_pickle
 
     folder = tmp_path_factory.mktemp("checkpoints")
@@ -87,7 +87,7 @@ def gallery_images(gallery) -> list[np.ndarray]:
 def local_images(checkpoint: Path, seeds, **settings) -> list[np.ndarray]:
     """What stylecore gives in this process for the same file and settings."""
     import stylecore
-    from stylecore.generate import GenerationSettings, generate_images
+    from stylecore.codes.generate import GenerationSettings, generate_images
 
     G = stylecore.load_generator(checkpoint, device="cpu")
     return generate_images(G, seeds, GenerationSettings(truncation_psi=PSI, **settings), force_fp32=True)
@@ -155,8 +155,8 @@ def test_start_up_downloads_nothing_and_labels_the_models(app, fake):
 
 
 def test_generate_defaults_give_seed_0_of_the_demo(client):
-    from stylecore.demo import build_demo_generator
-    from stylecore.generate import GenerationSettings, generate_images
+    from stylecore.engine.demo import build_demo_generator
+    from stylecore.codes.generate import GenerationSettings, generate_images
 
     gallery, grid, status = client.predict(api_name="/generate")
     assert [item["caption"] for item in gallery] == ["seed 0"]

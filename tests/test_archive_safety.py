@@ -10,7 +10,7 @@ import torch
 
 from stylecore.formats.errors import CheckpointError
 from stylecore.formats.rosinality import load_torch_checkpoint
-from stylecore.latents import MAX_CODES_BYTES, load_latents
+from stylecore.codes.latents import MAX_CODES_BYTES, load_latents
 
 
 def _zeros_member(archive: zipfile.ZipFile, name: str, size: int) -> None:

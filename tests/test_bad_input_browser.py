@@ -111,7 +111,7 @@ def test_inversion_not_an_image_and_too_many_steps(page, app, tmp_path):
 def test_editing_broken_code_file(page, app, tmp_path):
     import torch
 
-    from stylecore.latents import save_latents
+    from stylecore.codes.latents import save_latents
 
     broken = tmp_path / "broken.npz"
     broken.write_bytes(b"not a zip archive at all\n" * 10)

@@ -12,9 +12,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from stylecore.demo import build_demo_generator
+from stylecore.engine.demo import build_demo_generator
 from stylecore.ops.impl import use_impl
-from stylecore.released import random_released_generator
+from stylecore.engine.released import random_released_generator
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ import torch
 from conftest import parity_case
 from stylecore.formats import cache
 from stylecore.formats.errors import CheckpointError, UnsafeCheckpointError
-from stylecore.loader import load_generator
+from stylecore.formats.loader import load_generator
 from stylecore.networks import build_generator
 from writers import hostile
 from writers.official_pickle import write_official_pickle
@@ -101,7 +101,7 @@ def test_torch_containers_and_defaultdicts_are_read_as_data(tmp_path):
     import pickle
     from collections import defaultdict
 
-    from stylecore.formats.nvidia_pickle import flatten_state_dict
+    from stylecore.formats.snapshot import flatten_state_dict
     from stylecore.formats.safe_pickle import PersistentRecord, TorchContainerRecord, safe_load_pickle
 
     inner = torch.nn.ModuleDict()
@@ -244,7 +244,7 @@ def test_second_load_comes_from_the_cache(official_file, monkeypatch):
 
     # The second load neither rehashes (index by size+mtime) nor re-reads the pickle.
     monkeypatch.setattr(cache.hashlib, "sha256", lambda *a: pytest.fail("file was rehashed"))
-    monkeypatch.setattr("stylecore.loader.read_checkpoint", lambda *a: pytest.fail("pickle was re-read"))
+    monkeypatch.setattr("stylecore.formats.loader.read_checkpoint", lambda *a: pytest.fail("pickle was re-read"))
     second = load_generator(official_file)
     assert second.checkpoint_info["cached"] is True and second.checkpoint_info["sha256"] == key
     assert torch.equal(_image(first), _image(second))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stylecore.cuda_graphs import GraphedSynthesis
-from stylecore.demo import build_demo_generator
+from stylecore.ops.cuda_graphs import GraphedSynthesis
+from stylecore.engine.demo import build_demo_generator
 from stylecore.ops.impl import use_impl
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

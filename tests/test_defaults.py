@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from stylecore import hub
-from stylecore.defaults import TAB_DEFAULTS, default_cards, default_model_id
-from stylecore.prefetch import Prefetch
-from stylecore.reachability import UNPROBED, Reachability, probe
-from stylecore.zoo import ModelCard, Zoo
+from stylecore.engine import hub
+from stylecore.engine.defaults import TAB_DEFAULTS, default_cards, default_model_id
+from stylecore.engine.prefetch import Prefetch
+from stylecore.engine.reachability import UNPROBED, Reachability, probe
+from stylecore.engine.zoo import ModelCard, Zoo
 
 ONLINE, HUB_ONLY = Reachability(True, True), Reachability(True, False, "ngc: unreachable")
 
@@ -84,9 +84,9 @@ def test_space_front_matter_preloads_the_default_hub_files_at_their_pins():
     import yaml
 
     from app_server import REPO_ROOT
-    from stylecore.clip import CLIP_MODELS, DEFAULT_CLIP
-    from stylecore.encoder_zoo import encoder_zoo
-    from stylecore.metrics import VGG16_CARD
+    from stylecore.perception.clip import CLIP_MODELS, DEFAULT_CLIP
+    from stylecore.inversion.encoder_cards import encoder_zoo
+    from stylecore.perception.metrics import VGG16_CARD
 
     front = yaml.safe_load((REPO_ROOT / "README.md").read_text().split("---")[1])
     preload = {}

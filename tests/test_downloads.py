@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from fakengc import NGC_FILES, NGC_PREFIX, FakeNGC
-from stylecore import downloads, hub
-from stylecore.demo import DEMO_KWARGS, build_demo_generator
-from stylecore.engine import ModelManager
-from stylecore.zoo import ModelCard, Zoo
+from stylecore.engine import downloads, hub
+from stylecore.engine.demo import DEMO_KWARGS, build_demo_generator
+from stylecore.engine.manager import ModelManager
+from stylecore.engine.zoo import ModelCard, Zoo
 
 SG3_PATH = NGC_FILES.format(family="stylegan3", name="stylegan3-t-ffhqu-256x256.pkl")
 PAYLOAD = b"\x80\x04" + bytes(range(256)) * 4000  # a pickle's first bytes, about 1 MB

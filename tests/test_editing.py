@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from stylecore.demo import build_demo_generator
-from stylecore.edit import assets, ganspace, interfacegan, local_edit, stylespace_edit
-from stylecore.generate import GenerationSettings, seeds_to_ws
+from stylecore.engine.demo import build_demo_generator
+from stylecore.edit import ganspace, interfacegan, local_edit, stylespace_channels
+from stylecore.engine import assets
+from stylecore.codes.generate import GenerationSettings, settings_ws
 from stylecore.networks import build_generator
-from stylecore.stylespace import (load_styles, save_styles, style_layers, synthesize_from_styles, ws_to_styles)
+from stylecore.codes.stylespace import (load_styles, save_styles, style_layers, synthesize_from_styles, ws_to_styles)
 
 KW = {"noise_mode": "const", "force_fp32": True}
 
@@ -25,7 +26,7 @@ def G():
 
 @pytest.fixture(scope="module")
 def ws(G):
-    return seeds_to_ws(G, [0, 1], GenerationSettings(truncation_psi=0.7), "cpu")
+    return settings_ws(G, [0, 1], GenerationSettings(truncation_psi=0.7), "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def render(G, ws):
     ("stylegan3", {}),
 ])
 def test_styles_round_trip_is_exact(arch, kwargs):
-    from stylecore.demo import DEMO_KWARGS
+    from stylecore.engine.demo import DEMO_KWARGS
 
     torch.manual_seed(0)
     G = build_generator(arch, {**DEMO_KWARGS[arch], **kwargs}).eval().requires_grad_(False)
@@ -70,13 +71,13 @@ def test_ffhq_1024_layout_matches_the_published_s():
     layers = style_layers(G)
     assert len(layers) == 26 and sum(l.channels for l in layers) == 9088
     assert [l.index for l in layers if not l.is_torgb] == [0, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 23, 24]
-    assert stylespace_edit.known_channels_fit(G)
-    for known in stylespace_edit.FFHQ_CHANNELS:
+    assert stylespace_channels.known_channels_fit(G)
+    for known in stylespace_channels.FFHQ_CHANNELS:
         assert known.channel < layers[known.layer].channels and not layers[known.layer].is_torgb and known.source
 
 
 def test_s_code_file_round_trip(G, ws, tmp_path):
-    from stylecore.latents import load_latents
+    from stylecore.codes.latents import load_latents
 
     styles = ws_to_styles(G, ws)
     path = save_styles(tmp_path / "s.npz", ws, styles)
@@ -105,17 +106,17 @@ def test_w_edits_identity_at_zero_and_change_the_image(G, ws):
 
 def test_stylespace_channel_identity_at_zero_and_changes_the_image(G, ws):
     styles = ws_to_styles(G, ws)
-    std = stylespace_edit.style_std(G, n_samples=200)
-    same = stylespace_edit.edit_channel(styles, 6, 3, 0.0, std)
+    std = stylespace_channels.style_std(G, n_samples=200)
+    same = stylespace_channels.edit_channel(styles, 6, 3, 0.0, std)
     assert all(torch.equal(a, b) for a, b in zip(same, styles))
-    edited = stylespace_edit.edit_channel(styles, 6, 3, 10.0, std)
+    edited = stylespace_channels.edit_channel(styles, 6, 3, 10.0, std)
     changed = [i for i, (a, b) in enumerate(zip(edited, styles)) if not torch.equal(a, b)]
     assert changed == [6] and torch.nonzero(edited[6] - styles[6])[:, 1].unique().tolist() == [3]
     with torch.no_grad():
         diff = synthesize_from_styles(G, edited, **KW) - synthesize_from_styles(G, styles, **KW)
     assert diff.abs().mean() > 1e-3
     with pytest.raises(ValueError, match="channel must be from 0 to 63"):
-        stylespace_edit.edit_channel(styles, 6, 64, 1.0)
+        stylespace_channels.edit_channel(styles, 6, 64, 1.0)
 
 
 def test_local_edit_identity_at_zero_changes_only_the_part(G, ws, parts):
@@ -266,7 +267,7 @@ def test_boundaries_in_their_real_layouts_from_the_hub(fake_hub, tmp_path):
 
 
 def test_missing_hub_boundary_is_a_clear_error(fake_hub):
-    from stylecore.hub import ModelUnavailable
+    from stylecore.engine.hub import ModelUnavailable
 
     with pytest.raises(ModelUnavailable, match="boundary_Young.npy"):
         assets.fetch_asset(assets.asset("interfacegan-young"))
@@ -296,10 +297,10 @@ def test_layer_ranges_are_checked():
 def test_region_channels_gradient_agrees_with_perturbation(G, ws):
     mask = np.zeros((64, 64), bool)
     mask[8:32, 8:32] = True
-    std = stylespace_edit.style_std(G, n_samples=200)
+    std = stylespace_channels.style_std(G, n_samples=200)
     layers = [9]  # b32.conv1: 64 channels, so the exact method stays quick
-    grad = stylespace_edit.locate_channels(G, ws, mask, "gradient", top=64, layers=layers, std=std, probes=8, **KW)
-    exact = stylespace_edit.locate_channels(G, ws, mask, "perturbation", top=64, layers=layers, std=std,
+    grad = stylespace_channels.locate_channels(G, ws, mask, "gradient", top=64, layers=layers, std=std, probes=8, **KW)
+    exact = stylespace_channels.locate_channels(G, ws, mask, "perturbation", top=64, layers=layers, std=std,
                                             perturbation=1.0, **KW)
     assert len(grad) == len(exact) == 64 and {c.layer for c in grad} == {9}
     share = {c.channel: c.share for c in exact}
@@ -307,7 +308,7 @@ def test_region_channels_gradient_agrees_with_perturbation(G, ws):
     assert np.mean(best) > np.median(list(share.values())), (best, np.median(list(share.values())))
     assert all(0 <= c.share <= 1 for c in grad) and grad[0].score == max(c.score for c in grad)
     # deterministic for a seed
-    again = stylespace_edit.locate_channels(G, ws, mask, "gradient", top=5, layers=layers, std=std, probes=8, **KW)
+    again = stylespace_channels.locate_channels(G, ws, mask, "gradient", top=5, layers=layers, std=std, probes=8, **KW)
     assert [c.code for c in again] == [c.code for c in grad[:5]]
     with pytest.raises(ValueError, match="part of the image"):
-        stylespace_edit.locate_channels(G, ws, np.zeros((64, 64)), layers=layers)
+        stylespace_channels.locate_channels(G, ws, np.zeros((64, 64)), layers=layers)

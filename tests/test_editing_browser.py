@@ -86,7 +86,7 @@ def test_edit_api_with_a_code_file_and_a_foreign_direction(app, tmp_path):
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
 
-    from stylecore.latents import load_latents, save_latents
+    from stylecore.codes.latents import load_latents, save_latents
 
     code = save_latents(tmp_path / "code.npz", torch.randn(1, 10, 64) * 0.1)  # the demo network: 10 W+ rows of 64
     with api_client(app, tmp_path / "downloads") as client:

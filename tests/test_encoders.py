@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from conftest import parity_case, relative_error
 from name_seeded import category, name_seeded
-from stylecore.encoders import (EncoderModel, average_image, decode, encode, load_encoder, preprocess,
+from stylecore.inversion.encoders import (EncoderModel, average_image, decode, encode, load_encoder, preprocess,
                                 restyle)
 from stylecore.formats.errors import CheckpointError, UnsafeCheckpointError
 from stylecore.networks import build_generator
@@ -253,15 +253,15 @@ def test_truncated_file_names_the_file(tmp_path):
 
 
 def test_encoder_zoo_fetches_and_loads_through_the_hub(tmp_path, fake_hub):
-    from stylecore.encoder_zoo import (
+    from stylecore.inversion.encoder_cards import (
         ENCODER_CARDS,
         ENCODER_KINDS,
         encoder_zoo,
         load_zoo_encoder,
     )
-    from stylecore.zoo import UnknownModelError
+    from stylecore.engine.zoo import UnknownModelError
 
-    from stylecore.hub import ModelUnavailable
+    from stylecore.engine.hub import ModelUnavailable
 
     assert {ENCODER_KINDS[c.id] for c in ENCODER_CARDS} == {"psp", "e4e"}  # no StyleGAN2 ReStyle on the Hub
     card = encoder_zoo().get("e4e-ffhq")

@@ -1,4 +1,4 @@
-"""stylecore.engine: the model manager (load once, LRU within a memory budget, devices), memory
+"""stylecore.engine.manager: the model manager (load once, LRU within a memory budget, devices), memory
 sizes, offline behaviour and download progress through a fake Hub."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylecore import hub
-from stylecore.engine import ModelManager, module_bytes, parse_bytes, resolve_device
-from stylecore.zoo import Zoo
+from stylecore.engine import hub
+from stylecore.engine.manager import ModelManager, module_bytes, parse_bytes, resolve_device
+from stylecore.engine.zoo import Zoo
 
 TINY_KWARGS = dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, mapping_kwargs={"num_layers": 2},
                    channel_base=256, channel_max=16, num_fp16_res=0, conv_clamp=256)
@@ -318,3 +318,28 @@ def test_offline_demo_works_and_hub_models_say_why_not(fake_hub, tiny_files, mon
     assert fake_hub.count() == 0, "offline mode must not send a single request"
     assert "hub-tiny" not in manager.loaded_ids() and manager.get("demo") is manager.get("demo")
     assert hub.download_state(zoo.get("hub-tiny")) == "not downloaded"
+
+
+def test_networks_and_tables_share_the_generators_budget(tiny_files):
+    """Every kind of loaded thing counts against one budget and leaves least recently used first."""
+    files, size = tiny_files
+    manager = ModelManager(local_zoo(files), device="cpu", memory_budget=int(size * 2.5))
+    manager.get("tiny-a")
+    table = manager.resource(("table", "tiny-a"), lambda: torch.zeros(size // 4))  # about `size` bytes
+    assert manager.resource(("table", "tiny-a"), lambda: pytest.fail("built twice")) is table
+    encoder = manager.resource(("encoder", "e1"), lambda: torch.nn.Linear(size // 10, 1, bias=False))
+    table_bytes, encoder_bytes = 4 * (size // 4), 4 * (size // 10)
+    assert manager.used_bytes() == size + table_bytes + encoder_bytes
+    manager.get("tiny-b")  # over budget: the least recently used, tiny-a, goes
+    assert manager.loaded_ids() == ["tiny-b"]
+    assert manager.resource_keys() == [("table", "tiny-a"), ("encoder", "e1")]
+    assert manager.resource(("encoder", "e1"), lambda: pytest.fail("evicted too early")) is encoder
+    manager.get("tiny-c")  # now the table is the least recently used
+    assert manager.loaded_ids() == ["tiny-b", "tiny-c"] and manager.resource_keys() == [("encoder", "e1")]
+    assert manager.used_bytes() == 2 * size + encoder_bytes <= manager.memory_budget
+
+
+def test_a_resource_key_names_its_kind():
+    manager = ModelManager(Zoo([]), device="cpu")
+    with pytest.raises(TypeError, match="tuples that start with the kind"):
+        manager.resource("clip", lambda: None)

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from stylecore.demo import build_demo_generator
-from stylecore.generate import (GenerationSettings, generate_images, image_grid, make_transform, style_mix,
+from stylecore.engine.demo import build_demo_generator
+from stylecore.codes.generate import (GenerationSettings, generate_images, image_grid, make_transform, style_mix,
                                 to_uint8)
-from stylecore.latents import class_labels, load_latents, parse_seeds, save_latents, z_from_seeds
+from stylecore.codes.latents import class_labels, load_latents, parse_seeds, save_latents, z_from_seeds
 
 
 @pytest.fixture(scope="module")

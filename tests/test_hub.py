@@ -1,4 +1,4 @@
-"""stylecore.hub against the real huggingface_hub client and a fake Hub on 127.0.0.1."""
+"""stylecore.engine.hub against the real huggingface_hub client and a fake Hub on 127.0.0.1."""
 from __future__ import annotations
 
 import hashlib
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from fakehub import GOOD_TOKEN, commit_hash
-from stylecore import hub
-from stylecore.hub import ModelUnavailable
-from stylecore.zoo import ModelCard, Zoo
+from stylecore.engine import hub
+from stylecore.engine.hub import ModelUnavailable
+from stylecore.engine.zoo import ModelCard, Zoo
 
 REPO, FILE = "owner/stylegan2", "nets/stylegan2-tiny-64x64.pkl"
 PAYLOAD = b"\x80\x02" + os.urandom(4096)
@@ -91,8 +91,8 @@ def test_small_git_file_without_lfs(fake_hub):
 def test_tiny_real_checkpoint_downloads_and_loads(fake_hub, tmp_path):
     torch = pytest.importorskip("torch")
     try:
-        from stylecore.demo import DEMO_KWARGS, build_demo_generator
-        from stylecore.loader import load_generator
+        from stylecore.engine.demo import DEMO_KWARGS, build_demo_generator
+        from stylecore.formats.loader import load_generator
         from writers.official_pickle import write_official_pickle
     except ImportError as exc:  # pragma: no cover - while another part is being written
         pytest.skip(f"loader or writer not available: {exc}")
@@ -343,7 +343,7 @@ def test_builtin_card():
 
 
 def test_import_is_lazy():
-    code = ("import sys, stylecore.hub, stylecore.zoo; "
+    code = ("import sys, stylecore.engine.hub, stylecore.engine.zoo; "
             "assert 'huggingface_hub' not in sys.modules and 'gradio' not in sys.modules")
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stylecore.identity import (
+from stylecore.perception.identity import (
     IdentityNet,
     IdentityWeightsError,
     identity_embedding,
@@ -106,14 +106,14 @@ def test_wrong_files_give_clear_errors(tmp_path, weights):
 
 def test_latent_optimization_with_the_identity_loss(weights):
     pytest.importorskip("open_clip")
-    from stylecore.clip import build_clip
-    from stylecore.demo import build_demo_generator
+    from stylecore.perception.clip import build_clip
+    from stylecore.engine.demo import build_demo_generator
     from stylecore.edit import styleclip as sc
-    from stylecore.generate import GenerationSettings, seeds_to_ws
+    from stylecore.codes.generate import GenerationSettings, settings_ws
 
     clip = build_clip("ViT-B-32-quickgelu", seed=0, **TINY)
     G = build_demo_generator("stylegan2").eval().requires_grad_(False)
-    ws = seeds_to_ws(G, [3], GenerationSettings(truncation_psi=0.7), torch.device("cpu"))
+    ws = settings_ws(G, [3], GenerationSettings(truncation_psi=0.7), torch.device("cpu"))
     net = load_identity(weights)
     calls = []
 
@@ -138,7 +138,7 @@ def test_latent_optimization_with_the_identity_loss(weights):
 def test_builtin_card_supplies_the_weights_without_an_upload(weights, fake_hub, monkeypatch):
     """No upload and no $STYLECORE_ID_WEIGHTS: the ArcFace card is fetched through the Hub (here the fake
     one) and loads; without the file on the Hub the error names the repo and every other way to supply it."""
-    from stylecore.identity import ARCFACE_CARD, ENV_ID_WEIGHTS, identity_weights_path
+    from stylecore.perception.identity import ARCFACE_CARD, ENV_ID_WEIGHTS, identity_weights_path
 
     monkeypatch.delenv(ENV_ID_WEIGHTS, raising=False)
     with pytest.raises(ValueError, match="face-recognition weights") as err:

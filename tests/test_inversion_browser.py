@@ -86,7 +86,7 @@ def test_invert_api_photo_and_bad_inputs(app, tmp_path):
     from gradio_client.exceptions import AppError
     from PIL import Image
 
-    from stylecore.latents import load_latents
+    from stylecore.codes.latents import load_latents
 
     skdata = pytest.importorskip("skimage.data")
     pytest.importorskip("dlib")

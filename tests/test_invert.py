@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from stylecore.demo import build_demo_generator
-from stylecore.invert import (ProjectorConfig, WPlusConfig, codes_result, hybrid, noise_regularization,
+from stylecore.engine.demo import build_demo_generator
+from stylecore.inversion.optimize import (ProjectorConfig, WPlusConfig, codes_result, hybrid, noise_regularization,
                               project_w, project_wplus, projector_lr, projector_w_noise_scale, render, w_stats)
-from stylecore.invert_compare import MethodSpec, result_tensor, run_methods, save_result
-from stylecore.latents import load_latents, z_from_seeds
-from stylecore.metrics import VGG16_CARD, build_lpips, image_metrics, lpips_distance, mse, psnr
+from stylecore.inversion.compare import MethodSpec, result_tensor, run_methods, save_result
+from stylecore.codes.latents import load_latents, z_from_seeds
+from stylecore.perception.metrics import VGG16_CARD, build_lpips, image_metrics, lpips_distance, mse, psnr
 
 pytest.importorskip("lpips")
 
@@ -252,7 +252,7 @@ def test_vgg16_backbone_mapping(tmp_path):
 
 
 def test_vgg16_backbone_from_the_hub(fake_hub, tmp_path):
-    """The backbone comes from timm/vgg16.tv_in1k through stylecore.hub (the fake Hub here)."""
+    """The backbone comes from timm/vgg16.tv_in1k through stylecore.engine.hub (the fake Hub here)."""
     fake_timm_vgg16(tmp_path / "model.safetensors")
     fake_hub.add_file(VGG16_CARD.repo_id, VGG16_CARD.filename, (tmp_path / "model.safetensors").read_bytes(),
                       revision=VGG16_CARD.revision)

@@ -10,7 +10,8 @@ import types
 import torch
 
 from stylecore.ops.bias_act import bias_act
-from stylecore.ops.cuda_kernels import KernelGate, cuda_kernel_ops, self_check
+from stylecore.ops.cuda_kernels import KernelGate, cuda_kernel_ops
+from stylecore.ops.kernel_check import self_check
 from stylecore.ops.filtered_lrelu import filtered_lrelu
 from stylecore.ops.impl import use_impl
 from stylecore.ops.upfirdn2d import upfirdn2d

@@ -25,7 +25,7 @@ from kernels.extensions import CSRC
 from stylecore.ops.bias_act import ACTIVATIONS
 from stylecore.ops.bias_act import bias_act as ref_bias_act
 from stylecore.ops.filtered_lrelu import filtered_lrelu as ref_filtered_lrelu
-from kernels.args import filter_size
+from stylecore.ops.args import filter_size
 from stylecore.ops.upfirdn2d import upfirdn2d as ref_upfirdn2d
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

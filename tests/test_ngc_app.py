@@ -31,7 +31,7 @@ def _ngc(family: str, name: str) -> str:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    from stylecore.demo import DEMO_KWARGS, build_demo_generator
+    from stylecore.engine.demo import DEMO_KWARGS, build_demo_generator
     from writers.official_pickle import write_official_pickle
 
     folder = tmp_path_factory.mktemp("ngc-files")

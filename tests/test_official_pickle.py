@@ -12,7 +12,7 @@ from conftest import REPO_ROOT, parity_case, relative_error
 from stylecore.formats.errors import CheckpointError
 from stylecore.formats.nvidia_pickle import parse_official_pickle
 from stylecore.formats.safe_pickle import PersistentRecord, safe_load_pickle
-from stylecore.loader import load_generator
+from stylecore.formats.loader import load_generator
 from stylecore.networks import build_generator
 from writers.official_pickle import nest_ada_kwargs, write_official_pickle
 
@@ -174,7 +174,7 @@ def test_import_stylecore_stays_light():
 
 def test_strict_mismatch_lists_keys_and_shapes():
     from stylecore.formats.parsed import ParsedCheckpoint
-    from stylecore.loader import build_from_parsed
+    from stylecore.formats.loader import build_from_parsed
 
     G, meta, _ = _fixture_net("sg2_64")
     state = dict(G.state_dict())

@@ -175,10 +175,10 @@ def test_bench_command_prints_a_table_with_small_errors():
 def test_cpu_bf16_mode_runs_the_fp16_layers_in_bfloat16(monkeypatch, architecture):
     """STYLECORE_CPU_BF16=1: the layers a checkpoint marks for fp16 run in bfloat16 on the CPU,
     close to float32; without it, or with force_fp32, nothing changes."""
-    from stylecore.demo import DEMO_KWARGS
-    from stylecore.engine import ModelManager
+    from stylecore.engine.demo import DEMO_KWARGS
+    from stylecore.engine.manager import ModelManager
     from stylecore.networks import build_generator
-    from stylecore.zoo import Zoo
+    from stylecore.engine.zoo import Zoo
 
     torch.manual_seed(0)
     G = build_generator(architecture, dict(DEMO_KWARGS[architecture], num_fp16_res=2)).eval()

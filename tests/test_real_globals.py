@@ -19,9 +19,9 @@ import pytest
 import torch
 
 from conftest import parity_case, relative_error
-from stylecore.encoders import decode, load_encoder
+from stylecore.inversion.encoders import decode, load_encoder
 from stylecore.formats.safe_pickle import ConfigStandIn, TorchContainerRecord, safe_load_pickle
-from stylecore.loader import load_generator
+from stylecore.formats.loader import load_generator
 from stylecore.networks import build_generator
 from writers.encoders import write_tiny_encoder_pt
 from writers.official_pickle import nest_ada_kwargs, write_official_pickle

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("gradio")
 
 from spaces.renders import StoppableRenders  # noqa: E402
-from stylecore.video import VideoCancelled  # noqa: E402
+from stylecore.video.render import VideoCancelled  # noqa: E402
 
 
 def steps_writing(folder, cancelled, step_seconds: float, started: threading.Event):

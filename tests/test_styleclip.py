@@ -13,11 +13,11 @@ import torch
 
 open_clip = pytest.importorskip("open_clip")
 
-from stylecore.clip import MAX_PROMPT_CHARS, build_clip, clean_prompt, load_clip, resolve_clip  # noqa: E402
-from stylecore.demo import build_demo_generator  # noqa: E402
+from stylecore.perception.clip import MAX_PROMPT_CHARS, build_clip, clean_prompt, load_clip, resolve_clip  # noqa: E402
+from stylecore.engine.demo import build_demo_generator  # noqa: E402
 from stylecore.edit import styleclip as sc  # noqa: E402
-from stylecore.generate import GenerationSettings, seeds_to_ws  # noqa: E402
-from stylecore.stylespace import style_layers, synthesize_from_styles, ws_to_styles  # noqa: E402
+from stylecore.codes.generate import GenerationSettings, settings_ws  # noqa: E402
+from stylecore.codes.stylespace import style_layers, synthesize_from_styles, ws_to_styles  # noqa: E402
 
 TINY = dict(embed_dim=32, quick_gelu=True,
             vision_cfg=dict(image_size=32, layers=1, width=32, patch_size=16, head_width=16),
@@ -36,11 +36,11 @@ def G():
 
 @pytest.fixture(scope="module")
 def ws(G):
-    return seeds_to_ws(G, [3], GenerationSettings(truncation_psi=0.7), torch.device("cpu"))
+    return settings_ws(G, [3], GenerationSettings(truncation_psi=0.7), torch.device("cpu"))
 
 
 def test_s_from_w_plus_renders_the_same_image(G, ws):
-    """S lives in stylecore.stylespace (reused here): rendering the extracted S is the W+ image, exactly."""
+    """S lives in stylecore.codes.stylespace (reused here): rendering the extracted S is the W+ image, exactly."""
     with torch.no_grad():
         a = G.synthesis(ws, noise_mode="const")
         b = synthesize_from_styles(G, ws_to_styles(G, ws), ws, noise_mode="const")

@@ -13,13 +13,13 @@ import torch
 
 from conftest import PARITY_DIR, parity_case
 from stylecore.formats.errors import CheckpointError, UnsafeCheckpointError
-from stylecore.generate import to_uint8
-from stylecore.latents import z_from_seeds
-from stylecore.loader import load_generator, read_checkpoint
-from stylecore.nerf_views import ViewSettings, mix_ws, render_orbit, render_view
+from stylecore.codes.generate import to_uint8
+from stylecore.codes.latents import z_from_seeds
+from stylecore.formats.loader import load_generator, read_checkpoint
+from stylecore.video.nerf_views import ViewSettings, mix_ws, render_orbit, render_view
 from stylecore.networks import build_generator
-from stylecore.networks.stylenerf_camera import camera_K_inv, lookat_RT, ray_pixels, rays_world, slider_to_uv
-from stylecore.networks.stylenerf_configs import name_seeded_init
+from stylecore.networks.stylenerf.camera import camera_K_inv, lookat_RT, ray_pixels, rays_world, slider_to_uv
+from stylecore.engine.demo import name_seeded_init
 from writers.stylenerf_pickle import write_stylenerf_pickle
 
 FIXTURES = ("stylenerf_64", "stylenerf_128_ps")
@@ -305,8 +305,8 @@ def test_embedded_source_is_never_executed(tmp_path):
 
 def test_orbit_video(tmp_path):
     """An orbit renders to a playable H.264 MP4 with progress, and a cancel leaves no file."""
-    from stylecore.demo import build_demo_generator
-    from stylecore.video import VideoCancelled
+    from stylecore.engine.demo import build_demo_generator
+    from stylecore.video.render import VideoCancelled
 
     G = build_demo_generator("stylenerf").eval().requires_grad_(False)
     seen = []
@@ -324,7 +324,7 @@ def test_orbit_video(tmp_path):
 
 
 def test_views_follow_the_camera_and_refuse_bad_input():
-    from stylecore.demo import build_demo_generator
+    from stylecore.engine.demo import build_demo_generator
 
     G = build_demo_generator("stylenerf").eval().requires_grad_(False)
     front = render_view(G, 1, settings=ViewSettings(steps=8))

@@ -14,7 +14,7 @@ from stylecore.formats.errors import CheckpointError, UnsafeCheckpointError
 from stylecore.formats.rosinality import parse_torch_checkpoint
 from stylecore.formats.safe_pickle import safe_load_pickle
 from stylecore.formats.tf_pickle import parse_tf_pickle
-from stylecore.loader import load_generator
+from stylecore.formats.loader import load_generator
 from stylecore.networks import build_generator
 
 PARITY_TOL = 1e-4

@@ -11,12 +11,12 @@ import scipy.interpolate
 import torch
 from PIL import Image
 
-from stylecore import video_writer
+from stylecore.video import writer as video_writer
 from stylecore.__main__ import main
-from stylecore.demo import build_demo_generator
-from stylecore.generate import GenerationSettings, generate_images, seeds_to_ws
-from stylecore.latents import save_latents
-from stylecore.video import (
+from stylecore.engine.demo import build_demo_generator
+from stylecore.codes.generate import GenerationSettings, generate_images, settings_ws
+from stylecore.codes.latents import save_latents
+from stylecore.video.render import (
     Panel,
     VideoCancelled,
     VideoLimits,
@@ -26,8 +26,8 @@ from stylecore.video import (
     render_video,
     render_video_steps,
 )
-from stylecore.video_paths import CameraPath, KeyframeWalk, num_frames
-from stylecore.video_writer import Mp4Writer
+from stylecore.video.paths import CameraPath, KeyframeWalk, num_frames
+from stylecore.video.writer import Mp4Writer
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_walks_pass_through_every_keyframe(kind, loop):
 
 def test_cubic_loop_is_the_gen_video_spline(sg2):
     """gen_video.py: keyframes tiled twice on each side, scipy's cubic interp1d, frame i at i / w_frames."""
-    ws = seeds_to_ws(sg2, [0, 1, 2], GenerationSettings(), torch.device("cpu")).detach()
+    ws = settings_ws(sg2, [0, 1, 2], GenerationSettings(), torch.device("cpu")).detach()
     walk = KeyframeWalk(ws[None], "cubic", frames_per_transition=7, loop=True)
     x = np.arange(-3 * 2, 3 * 3)
     interp = scipy.interpolate.interp1d(x, np.tile(ws.numpy(), [5, 1, 1]), kind="cubic", axis=0)
@@ -152,7 +152,7 @@ def test_side_by_side_renders_the_same_walk_with_each_model(sg2, sg3):
 
 
 def test_uploaded_codes_are_the_keyframes(sg2, tmp_path):
-    ws = seeds_to_ws(sg2, [3, 4], GenerationSettings(truncation_psi=0.5), torch.device("cpu"))
+    ws = settings_ws(sg2, [3, 4], GenerationSettings(truncation_psi=0.5), torch.device("cpu"))
     codes = save_latents(tmp_path / "codes.npz", ws)
     settings = VideoSettings(codes_path=str(codes), kind="linear", loop=False, frames_per_transition=3)
     frames = all_frames([sg2], settings)
@@ -229,7 +229,7 @@ DISK_FULL_SCRIPT = r"""
 import resource, sys
 from pathlib import Path
 import numpy as np
-from stylecore.video_writer import Mp4Writer
+from stylecore.video.writer import Mp4Writer
 resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))  # the 'disk' fills after 64 KiB
 target = Path(sys.argv[1])
 rng = np.random.default_rng(0)

@@ -15,10 +15,10 @@ import gradio as gr
 import pytest
 
 import spaces
-from stylecore import hub
-from stylecore.demo import DEMO_KWARGS, build_demo_generator
-from stylecore.engine import ModelManager
-from stylecore.zoo import ModelCard, Zoo
+from stylecore.engine import hub
+from stylecore.engine.demo import DEMO_KWARGS, build_demo_generator
+from stylecore.engine.manager import ModelManager
+from stylecore.engine.zoo import ModelCard, Zoo
 
 REPO, FILE = "someone/tiny-sg2", "tiny.pkl"
 

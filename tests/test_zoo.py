@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stylecore.zoo import (BUILTIN_CARDS, ENV_VAR, ModelCard, ModelsFileError, UnknownModelError, Zoo,
+from stylecore.engine.zoo import (BUILTIN_CARDS, ENV_VAR, ModelCard, ModelsFileError, UnknownModelError, Zoo,
                            parse_spec)
 
 HUB_MODELS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "hub_models.md"
@@ -263,7 +263,7 @@ def test_official_nvidia_zoo_is_complete():
 def test_known_hashes_sizes_and_pins_match_the_reference():
     """Every SHA-256 and size a card carries is the one real_files.md section 3 lists for that repo and file,
     and every commit pinned is one it names (or resolved from the Hub's file pages, listed here)."""
-    from stylecore.encoder_zoo import ENCODER_CARDS
+    from stylecore.inversion.encoder_cards import ENCODER_CARDS
 
     rows = {}
     for line in REAL_FILES.read_text().splitlines():
@@ -310,7 +310,7 @@ def test_models_command_lists_the_official_zoo_with_sources_pins_and_licenses(tm
 def test_url_specs_and_allowed_hosts(tmp_path):
     """An https spec becomes a url card; a models file may allow more hosts; overriding a url card with a
     local file (or the reverse) drops the old source and what was known about its bytes."""
-    from stylecore import downloads
+    from stylecore.engine import downloads
 
     zoo = Zoo()
     card = zoo.add_spec("https://example.org/nets/stylegan3-t-afhqv2-512x512.pkl?download=1")
@@ -334,7 +334,7 @@ def test_url_specs_and_allowed_hosts(tmp_path):
 
 
 def test_a_rejected_models_file_allows_no_host(tmp_path):
-    from stylecore import downloads
+    from stylecore.engine import downloads
 
     path = tmp_path / "models.json"
     path.write_text(json.dumps({"allowed_hosts": ["rejected.example.net"], "models": [{"id": "Bad Id"}]}))

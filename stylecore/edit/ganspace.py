@@ -16,9 +16,9 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from stylecore.edit.assets import atomic_write, editing_cache_dir
+from stylecore.engine.assets import atomic_write, editing_cache_dir
 from stylecore.edit.interfacegan import apply_direction
-from stylecore.latents import class_labels
+from stylecore.codes.latents import class_labels
 
 __all__ = ["PCA", "compute_pca", "cached_pca", "pca_cache_path", "save_pca", "load_pca", "apply_component"]
 

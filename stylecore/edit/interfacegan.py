@@ -104,7 +104,7 @@ def parse_layers(text: Union[str, Sequence[int], None], num_ws: int, what: str =
     """'all', '' or None -> every row; '0-7, 12' -> those rows; checked against num_ws (`what` names them)."""
     if text is None or (isinstance(text, str) and text.strip().lower() in ("", "all", "w")):
         return list(range(num_ws))
-    from stylecore.latents import parse_seeds
+    from stylecore.codes.latents import parse_seeds
 
     try:
         rows = parse_seeds(text, max_count=max(num_ws, 1))

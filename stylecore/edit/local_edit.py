@@ -28,9 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stylecore.edit.assets import atomic_write, editing_cache_dir
-from stylecore.latents import class_labels, z_from_seeds
-from stylecore.stylespace import StyleLayer, replace_submodules, style_layers
+from stylecore.engine.assets import atomic_write, editing_cache_dir
+from stylecore.codes.latents import seeds_to_ws
+from stylecore.codes.stylespace import StyleLayer, replace_submodules, style_layers
 
 __all__ = ["PartModel", "feature_blocks", "default_block", "compute_parts", "cached_parts", "parts_cache_path",
            "part_map", "part_masks", "colorize_parts", "overlay_parts", "transfer_part", "part_channel_counts",
@@ -174,8 +174,7 @@ def compute_parts(G: torch.nn.Module, k: int = 8, n_samples: int = 64, block: Op
     batches = [seeds[i:i + batch_size] for i in range(0, len(seeds), batch_size)]
 
     def sample(batch: list[int]) -> torch.Tensor:
-        z = z_from_seeds(batch, G.z_dim, device)
-        return G.mapping(z, class_labels(G.c_dim, class_idx, len(batch), device), truncation_psi=truncation_psi)
+        return seeds_to_ws(G, batch, truncation_psi, class_idx=class_idx, device=device)
 
     # Pass 1: features -> centroids.
     feats = []
@@ -329,7 +328,7 @@ class _Blend(torch.nn.Module):
 
     def __init__(self, layer: torch.nn.Module, target: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor):
         super().__init__()
-        from stylecore.stylespace import GivenStyles
+        from stylecore.codes.stylespace import GivenStyles
 
         self.plain = replace_submodules(layer, {"affine": GivenStyles(target)})
         self.edited = replace_submodules(layer, {"affine": GivenStyles(edited)})
@@ -367,7 +366,7 @@ def render_confined(G: torch.nn.Module, target: Sequence[torch.Tensor], edited: 
     n = target[0].shape[0]
     ws = torch.zeros([n, G.num_ws, G.w_dim], device=device)
     synthesis_kwargs.setdefault("noise_mode", "const")
-    from stylecore.stylespace import synthesize_from_styles
+    from stylecore.codes.stylespace import synthesize_from_styles
 
     mixed = replace_submodules(G.synthesis, blends)(ws, **synthesis_kwargs)
     plain = synthesize_from_styles(G, target, **synthesis_kwargs)

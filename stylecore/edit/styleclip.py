@@ -4,7 +4,7 @@
 - latent optimisation (styleclip_optimize): CLIP loss + L2 on a W+ code;
 - latent mappers (styleclip_mapper): released per-prompt mappers.
 
-S codes come from stylecore.stylespace (the issue names latents.py; S lives in stylespace.py, beside
+S codes come from stylecore.codes.stylespace (the issue names latents.py; S lives in stylespace.py, beside
 the other StyleSpace code). This module adds the one-call global edit the tab and benchmark use.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from stylecore.clip import ClipModel
+from stylecore.perception.clip import ClipModel
 from stylecore.edit.styleclip_global import (FS3_FILE, FS3_REPO, FS3_REVISION, RELEASED_CLIP, RELEASED_FOR, Cancelled,
                                              ChannelRelevance, StyleStats, apply_style_direction, auto_beta,
                                              cached_relevance, compute_relevance, prompt_templates, released_relevance,
@@ -24,7 +24,7 @@ from stylecore.edit.styleclip_global import (FS3_FILE, FS3_REPO, FS3_REVISION, R
 from stylecore.edit.styleclip_mapper import LatentMapper, apply_mapper, load_mapper, mapper_source
 from stylecore.edit.styleclip_optimize import (OptimizeConfig, OptimizeResult, clip_loss, learning_rate,
                                                optimize_latent)
-from stylecore.stylespace import synthesize_from_styles, ws_to_styles
+from stylecore.codes.stylespace import synthesize_from_styles, ws_to_styles
 
 __all__ = ["GlobalEdit", "global_direction", "global_edit", "alpha_strip",
            "FS3_FILE", "FS3_REPO", "FS3_REVISION", "RELEASED_CLIP", "RELEASED_FOR",

@@ -23,10 +23,10 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from stylecore.clip import ClipModel, clean_prompt
-from stylecore.edit.assets import atomic_write, editing_cache_dir, fetch_file
-from stylecore.latents import class_labels, z_from_seeds
-from stylecore.stylespace import StyleLayer, style_layers, synthesize_from_styles, ws_to_styles
+from stylecore.perception.clip import ClipModel, clean_prompt
+from stylecore.engine.assets import atomic_write, editing_cache_dir, fetch_file
+from stylecore.codes.latents import seeds_to_ws
+from stylecore.codes.stylespace import StyleLayer, style_layers, synthesize_from_styles, ws_to_styles
 
 __all__ = ["Cancelled", "prompt_templates", "text_direction", "StyleStats", "style_stats", "ChannelRelevance",
            "relevant_layers", "select_channels", "auto_beta", "style_direction", "apply_style_direction",
@@ -40,7 +40,7 @@ FS3_REPO, FS3_FILE = "rinong/stylegan-nada-models", "fs3.npy"
 FS3_REVISION = "dd12f4d3c46e10ba576962aa13ccca1b80e24565"  # a commit holding fs3.npy (added in 49931f1)
 # Model cards of the network fs3.npy was computed for (official StyleGAN2 FFHQ 1024 config-f).
 RELEASED_FOR = frozenset({"sg2-ffhq-1024-tf", "sg2-ffhq-1024-tf-hub", "sg2-ffhq-1024-rosinality"})
-# The CLIP fs3.npy was computed with (OpenAI ViT-B/32), under the ids stylecore.clip knows it by.
+# The CLIP fs3.npy was computed with (OpenAI ViT-B/32), under the ids stylecore.perception.clip knows it by.
 RELEASED_CLIP = frozenset({"openai-vit-b-32", "hf-hub:timm/vit_base_patch32_clip_224.openai"})
 RELEASED_LAYOUT = (512,) * 15 + (256,) * 3 + (128,) * 3 + (64,) * 3 + (32,) * 2
 
@@ -91,8 +91,7 @@ def style_stats(G: torch.nn.Module, n_samples: int = 100_000, seed: int = 5, tru
     total = s1 = s2 = None
     for start in range(0, n_samples, batch_size):
         seeds = range(seed * 10_000_000 + start, seed * 10_000_000 + min(start + batch_size, n_samples))
-        labels = class_labels(G.c_dim, 0 if G.c_dim else None, len(seeds), device)  # class 0 of conditional models
-        ws = G.mapping(z_from_seeds(list(seeds), G.z_dim, device), labels, truncation_psi=truncation_psi)
+        ws = seeds_to_ws(G, list(seeds), truncation_psi, class_idx=0 if G.c_dim else None, device=device)  # class 0 of conditional models
         styles = [s.double() for s in ws_to_styles(G, ws)]
         a, b = [s.sum(0) for s in styles], [s.square().sum(0) for s in styles]
         s1 = a if s1 is None else [x + y for x, y in zip(s1, a)]
@@ -191,9 +190,8 @@ def compute_relevance(G: torch.nn.Module, clip: ClipModel, stats: StyleStats, n_
     if not chosen:
         raise ValueError("no style layers to compute relevance for")
     device = next(G.parameters()).device
-    labels = class_labels(G.c_dim, 0 if G.c_dim else None, n_images, device)
-    ws = G.mapping(z_from_seeds(list(range(seed, seed + n_images)), G.z_dim, device), labels,
-                   truncation_psi=truncation_psi)
+    ws = seeds_to_ws(G, list(range(seed, seed + n_images)), truncation_psi, class_idx=0 if G.c_dim else None,
+                     device=device)
     base = ws_to_styles(G, ws)
     todo = [(l.index, c) for l in chosen for c in range(l.channels)]
     meta = json.dumps({"n": n_images, "layers": [l.index for l in chosen], "seed": seed, "psi": truncation_psi,

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, Union
 import torch
 import torch.nn.functional as F
 
-from stylecore.edit.assets import fetch_file
+from stylecore.engine.assets import fetch_file
 
 __all__ = ["LatentMapper", "load_mapper", "apply_mapper", "mapper_source", "LEVELS"]
 

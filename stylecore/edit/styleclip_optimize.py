@@ -4,7 +4,7 @@ image closer to the text, while an L2 term keeps it near where it started.
 L = (1 − cos(CLIP(image), CLIP(text))) + λ_L2·‖w − w₀‖² (+ λ_ID·(1 − cos(ID(image), ID(image₀))) when
 an identity embedder is given). Adam with StyleCLIP's learning-rate ramp (warm up over the first 5%,
 cosine down over the last 25%). Works on any StyleGAN2/3: only the generator and CLIP are needed.
-Images go through CLIP's own preprocessing (see stylecore.clip) rather than StyleCLIP's pooling.
+Images go through CLIP's own preprocessing (see stylecore.perception.clip) rather than StyleCLIP's pooling.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 import torch
 
-from stylecore.clip import ClipModel, clean_prompt
+from stylecore.perception.clip import ClipModel, clean_prompt
 from stylecore.edit.styleclip_global import Cancelled
 
 __all__ = ["OptimizeConfig", "OptimizeResult", "learning_rate", "clip_loss", "optimize_latent"]

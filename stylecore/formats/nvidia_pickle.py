@@ -16,18 +16,13 @@ import torch
 from stylecore.formats.errors import CheckpointError
 from stylecore.formats.parsed import ParsedCheckpoint
 from stylecore.formats.safe_pickle import PersistentRecord
+from stylecore.formats.snapshot import child_record, flatten_state_dict, generator_record
 
-__all__ = ["is_official_pickle", "parse_official_pickle", "flatten_state_dict", "identify_architecture", "to_plain"]
+__all__ = ["parse_official_pickle", "identify_architecture", "to_plain"]
 
-_MAX_DEPTH = 64
 _TOP_KEYS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")
 ADA = "StyleGAN2-ADA-PyTorch"
 SG3_CODEBASE = "StyleGAN3 code base"
-
-
-def is_official_pickle(obj: Any) -> bool:
-    """True for the top-level dict of an official snapshot (any persistence record among its values)."""
-    return isinstance(obj, Mapping) and any(isinstance(v, PersistentRecord) for v in obj.values())
 
 
 def to_plain(value: Any, what: str = "value") -> Any:
@@ -45,51 +40,6 @@ def to_plain(value: Any, what: str = "value") -> Any:
     if isinstance(value, torch.Tensor) and value.numel() <= 64:
         return value.tolist()
     raise ValueError(f"{what} holds a {type(value).__name__}, which is not a plain configuration value")
-
-
-def _child(record: PersistentRecord, name: str, path: str) -> PersistentRecord:
-    child = record.modules.get(name)
-    if not isinstance(child, PersistentRecord):
-        raise CheckpointError(path, f"the {record.class_name} record has no '{name}' sub-network")
-    return child
-
-
-def flatten_state_dict(record: PersistentRecord, path: str) -> dict[str, torch.Tensor]:
-    """Parameters then persistent buffers of each module, then its children: `G.state_dict()` names.
-
-    Torch containers (`adapter`, `blocks`) are `TorchContainerRecord`s, walked like any record.
-    """
-    out: dict[str, torch.Tensor] = {}
-
-    def tensors(mapping: Any, where: str) -> Mapping:
-        if mapping is None:
-            return {}
-        if not isinstance(mapping, Mapping):
-            raise CheckpointError(path, f"{where} is not a mapping")
-        return mapping
-
-    def visit(rec: PersistentRecord, prefix: str, depth: int) -> None:
-        if depth > _MAX_DEPTH:
-            raise CheckpointError(path, "network records are nested too deeply")
-        where = prefix.rstrip(".") or rec.class_name
-        skip = rec.state.get("_non_persistent_buffers_set") or set()
-        for kind in ("_parameters", "_buffers"):
-            for name, value in tensors(rec.state.get(kind), f"{where}.{kind}").items():
-                if value is None or (kind == "_buffers" and name in skip):
-                    continue
-                if not isinstance(name, str) or not isinstance(value, torch.Tensor):
-                    raise CheckpointError(path, f"{where}.{kind} holds a non-tensor entry {name!r}")
-                out[prefix + name] = value
-        for name, child in tensors(rec.state.get("_modules"), f"{where}._modules").items():
-            if child is None:
-                continue
-            if not isinstance(child, PersistentRecord) or not isinstance(name, str):
-                raise CheckpointError(path, f"sub-module {prefix}{name} is neither a persistence record "
-                                            f"nor a torch container")
-            visit(child, f"{prefix}{name}.", depth + 1)
-
-    visit(record, "", 0)
-    return out
 
 
 def identify_architecture(G: PersistentRecord, path: str) -> str:
@@ -143,7 +93,7 @@ def _weight_shape(record: PersistentRecord, name: str = "weight") -> Optional[tu
 
 def _mapping_kwargs(G: PersistentRecord, stored: Mapping, c_dim: int, architecture: str,
                     flavour: str, path: str) -> dict[str, Any]:
-    mapping = _child(G, "mapping", path)
+    mapping = child_record(G, "mapping", path)
     stored_m = dict(stored.get("mapping_kwargs") or {})
     out = dict(stored_m)
     num_layers = _attr(mapping, "num_layers", stored_m.get("num_layers", _MISSING))
@@ -193,7 +143,7 @@ def _infer_channel_base_max(synth: PersistentRecord, resolutions: list[int]) -> 
 
 
 def _stylegan2_kwargs(G: PersistentRecord, stored: dict, flavour: str, path: str) -> dict[str, Any]:
-    synth = _child(G, "synthesis", path)
+    synth = child_record(G, "synthesis", path)
     syn_stored = dict(stored.pop("synthesis_kwargs", None) or {})
     syn_stored.update({k: v for k, v in stored.items() if k not in _TOP_KEYS and k != "mapping_kwargs"})
     out: dict[str, Any] = {k: _attr(G, k, stored.get(k, _MISSING)) for k in _TOP_KEYS}
@@ -236,7 +186,7 @@ def _stylegan2_kwargs(G: PersistentRecord, stored: dict, flavour: str, path: str
 
 
 def _stylegan3_kwargs(G: PersistentRecord, stored: dict, path: str) -> dict[str, Any]:
-    synth = _child(G, "synthesis", path)
+    synth = child_record(G, "synthesis", path)
     out: dict[str, Any] = {k: v for k, v in stored.items() if k != "mapping_kwargs"}
     for key in _TOP_KEYS:
         value = _attr(G, key, stored.get(key, _MISSING))
@@ -265,18 +215,7 @@ def _stylegan3_kwargs(G: PersistentRecord, stored: dict, path: str) -> dict[str,
 
 def parse_official_pickle(obj: Any, path: str) -> ParsedCheckpoint:
     """Pick G_ema (else G), flatten its tensors and write out explicit init kwargs."""
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(path, f"an official network pickle holds a dict, got {type(obj).__name__}")
-    key = next((k for k in ("G_ema", "G") if isinstance(obj.get(k), PersistentRecord)), None)
-    if key is None:
-        keys = ", ".join(repr(k) for k in list(obj)[:12])
-        raise CheckpointError(path, f"the pickle holds no generator: neither 'G_ema' nor 'G' is a network "
-                                    f"(keys: {keys or 'none'})")
-    G: PersistentRecord = obj[key]
-    from stylecore.formats.stylenerf_pickle import is_stylenerf, parse_stylenerf  # same snapshot layout
-
-    if is_stylenerf(G):
-        return parse_stylenerf(G, key, path)
+    key, G = generator_record(obj, path)
     architecture = identify_architecture(G, path)
     try:
         stored = to_plain(G.state.get("_init_kwargs") or {}, "G._init_kwargs")

@@ -19,6 +19,7 @@ import torch
 from stylecore.formats.errors import CheckpointError
 from stylecore.formats.parsed import ParsedCheckpoint
 from stylecore.formats.safe_pickle import ConfigStandIn, PersistentRecord
+from stylecore.formats.snapshot import flatten_state_dict
 
 __all__ = ["is_stylenerf", "parse_stylenerf", "config_to_plain"]
 
@@ -144,8 +145,6 @@ def _synthesis_kwargs(G: PersistentRecord, stored: dict, path: str) -> dict[str,
 
 def parse_stylenerf(G: PersistentRecord, key: str, path: str) -> ParsedCheckpoint:
     """A StyleNeRF generator record -> (architecture 'stylenerf', explicit init kwargs, state dict)."""
-    from stylecore.formats.nvidia_pickle import flatten_state_dict
-
     try:
         stored = config_to_plain(G.state.get("_init_kwargs") or {}, "G._init_kwargs")
         if not isinstance(stored, dict):

@@ -9,7 +9,7 @@ import torch
 ARCHITECTURES = {
     "stylegan2": "stylecore.networks.stylegan2",
     "stylegan3": "stylecore.networks.stylegan3",
-    "stylenerf": "stylecore.networks.stylenerf",
+    "stylenerf": "stylecore.networks.stylenerf.generator",
 }
 
 

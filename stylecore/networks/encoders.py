@@ -2,7 +2,7 @@
 
 Every class keeps the attribute names of the released networks, so the `encoder.*` part of a
 checkpoint's `state_dict` loads strictly. All return W+ codes [N, n_styles, style_dim] *before*
-`latent_avg` is added (the technique in `stylecore.encoders` adds it).
+`latent_avg` is added (the technique in `stylecore.inversion.encoders` adds it).
 
 * `GradualStyleEncoder` (pSp): FPN over taps c1/c2/c3; styles 0-2 read c3, 3-6 read p2, 7+ read p1.
 * `Encoder4Editing` (e4e): same FPN, but w0 = styles[0](c3) repeated plus per-row deltas.

@@ -155,6 +155,7 @@ class MappedGenerator(torch.nn.Module):
     Subclasses name their synthesis network and the mapping defaults of their code base.
     """
 
+    architecture: str  # "stylegan2" or "stylegan3": what the network is, for techniques that differ by it
     synthesis_class: type
     mapping_defaults: dict[str, Any] = {}
 

@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from stylecore.networks.styles import StyleLayer
 from stylecore.networks.layers import FullyConnectedLayer, MappedGenerator, reduced_precision
 from stylecore.ops.bias_act import ACTIVATIONS, bias_act
 from stylecore.ops.conv2d_resample import conv2d_resample
@@ -351,9 +352,27 @@ class SynthesisNetwork(torch.nn.Module):
         return f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}"
 
 
+    def style_layers(self) -> list[StyleLayer]:
+        """S in synthesis order: conv0 (from 8 px), conv1, then toRGB of each block."""
+        layers: list[StyleLayer] = []
+        w_idx = 0
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            conv_names = ["conv0", "conv1"] if res > 4 else ["conv1"]
+            for offset, name in enumerate(conv_names):
+                layer = getattr(block, name)
+                layers.append(StyleLayer(len(layers), f"b{res}.{name}", w_idx + offset, layer.in_channels, res, False))
+            if block.is_last or block.architecture == "skip":
+                layers.append(StyleLayer(len(layers), f"b{res}.torgb", w_idx + block.num_conv,
+                                         block.torgb.in_channels, res, True))
+            w_idx += block.num_conv
+        return layers
+
+
 class Generator(MappedGenerator):
     """StyleGAN2 generator. Accepts ADA's nested `synthesis_kwargs` as well as the flat form."""
 
+    architecture = "stylegan2"
     synthesis_class = SynthesisNetwork
 
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from stylecore.networks.filters import design_lowpass_filter
+from stylecore.networks.styles import StyleLayer
 from stylecore.networks.layers import FullyConnectedLayer, MappedGenerator, reduced_precision
 from stylecore.ops.filtered_lrelu import filtered_lrelu
 
@@ -364,6 +365,11 @@ class SynthesisNetwork(torch.nn.Module):
             x = x * self.output_scale
         return x.to(torch.float32)
 
+    def style_layers(self) -> list[StyleLayer]:
+        """S in synthesis order: one entry per layer L0 ... L14 (the last is toRGB); W+ row 0 feeds the input."""
+        return [StyleLayer(i, name, i + 1, getattr(self, name).in_channels, int(getattr(self, name).in_size[0]),
+                           bool(getattr(self, name).is_torgb)) for i, name in enumerate(self.layer_names)]
+
     def extra_repr(self) -> str:
         return (f"w_dim={self.w_dim:d}, num_ws={self.num_ws:d}, img_resolution={self.img_resolution:d}, "
                 f"img_channels={self.img_channels:d}, num_layers={self.num_layers:d}, "
@@ -374,5 +380,6 @@ class SynthesisNetwork(torch.nn.Module):
 class Generator(MappedGenerator):
     """StyleGAN3 generator (configs T and R); `transform=` reaches SynthesisInput per call."""
 
+    architecture = "stylegan3"
     synthesis_class = SynthesisNetwork
     mapping_defaults = {"num_layers": 2, "lr_multiplier": 0.01, "w_avg_beta": 0.998}

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kernels.args import IntOrPair, filter_size, parse_padding
-from kernels.args import pair as _pair
+from stylecore.ops.args import IntOrPair, filter_size, parse_padding
+from stylecore.ops.args import pair as _pair
 from stylecore.ops.banded import separable_factors, upfirdn2d_banded
 from stylecore.ops.cuda_kernels import cuda_kernel_ops
 from stylecore.ops.impl import torch_fast_path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from stylecore.released import ARCHITECTURE, random_released_generator, released_kwargs
+from stylecore.engine.released import ARCHITECTURE, random_released_generator, released_kwargs
 from tests.writers.official_pickle import (
     ADA_NETWORKS_SRC,
     SG3_STYLEGAN2_SRC,

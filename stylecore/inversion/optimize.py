@@ -1,0 +1,322 @@
+"""GAN inversion by optimisation: find the code whose image matches a target.
+
+* `project_w`: the official StyleGAN2-ADA projector's algorithm (reference/stylegan_formats.md §6):
+  one w in W, started at w_avg, Adam with its learning-rate ramp, decaying w noise, optimised
+  noise maps with the multi-scale autocorrelation regulariser, LPIPS(VGG16) distance at 256 px.
+* `project_wplus`: Image2StyleGAN: one code per layer (W+), from w_avg, pixel MSE + perceptual loss.
+* `hybrid`: the same W+ optimisation started from an encoder's codes.
+
+Everything is a plain function over a generator that is never modified: the optimised noise maps
+are passed to the synthesis network per call (torch.func.functional_call), gradients are taken
+only for the optimised tensors, so a model shared by concurrent requests stays untouched. Each
+function reports progress, can be stopped between steps (`should_stop`), and returns codes, image,
+loss curve and time.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.func import functional_call
+
+from stylecore.codes.generate import to_uint8
+from stylecore.perception.metrics import LpipsTarget
+
+__all__ = ["ProjectorConfig", "WPlusConfig", "InversionResult", "target_tensor", "w_stats", "projector_lr",
+           "projector_w_noise_scale", "noise_regularization", "render", "project_w", "project_wplus", "hybrid",
+           "codes_result"]
+
+Progress = Optional[Callable[[float, str], None]]
+ShouldStop = Optional[Callable[[], bool]]
+
+
+@dataclass(frozen=True)
+class ProjectorConfig:
+    """The official projector's constants; only `steps` is usually changed."""
+
+    steps: int = 1000
+    w_avg_samples: int = 10000
+    initial_learning_rate: float = 0.1
+    initial_noise_factor: float = 0.05
+    lr_rampdown_length: float = 0.25
+    lr_rampup_length: float = 0.05
+    noise_ramp_length: float = 0.75
+    regularize_noise_weight: float = 1e5
+    optimize_noise: bool = True
+    seed: int = 303  # the projector script's numpy/torch seed
+
+
+@dataclass(frozen=True)
+class WPlusConfig:
+    """Image2StyleGAN's settings (Adam lr 0.01, MSE and perceptual loss weighted 1:1; the paper runs
+    5000 steps, our default is 1000)."""
+
+    steps: int = 1000
+    learning_rate: float = 0.01
+    mse_weight: float = 1.0
+    perceptual_weight: float = 1.0
+    w_avg_samples: int = 10000
+
+
+@dataclass
+class InversionResult:
+    """One method's reconstruction of one image."""
+
+    method: str
+    space: str  # "W" or "W+"
+    ws: torch.Tensor  # [1, num_ws, w_dim] on the CPU
+    image: np.ndarray  # [H, W, C] uint8
+    losses: list[float] = field(default_factory=list)  # one per step (optimisation methods)
+    seconds: float = 0.0
+    steps: int = 0
+    noise: dict[str, torch.Tensor] = field(default_factory=dict)  # optimised noise maps (project_w)
+    iterations: list[np.ndarray] = field(default_factory=list)  # ReStyle: the image after each pass
+    cancelled: bool = False
+    metrics: dict[str, float] = field(default_factory=dict)  # filled by invert_compare
+    start: Optional["InversionResult"] = None  # hybrid: the encoder result it started from
+    note: str = ""  # what the user must know to read the result (e.g. a generator the encoder was not made for)
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def target_tensor(image: np.ndarray, G: torch.nn.Module, device: Optional[torch.device] = None) -> torch.Tensor:
+    """An RGB uint8 image as the [1, C, R, R] target in [-1, 1] (resized to the generator's R)."""
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[-1] != 3:
+        raise ValueError(f"the target must be an RGB uint8 image [H, W, 3], got {arr.dtype} {list(arr.shape)}")
+    R = G.img_resolution
+    if arr.shape[:2] != (R, R):
+        arr = np.asarray(Image.fromarray(arr).resize((R, R), Image.Resampling.LANCZOS))
+    if G.img_channels == 1:
+        arr = arr.mean(-1, keepdims=True)
+    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    return t.to(device or next(G.parameters()).device)
+
+
+_W_STATS: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
+_W_STATS_LOCK = threading.Lock()
+
+
+@torch.no_grad()
+def w_stats(G: torch.nn.Module, samples: int = 10000, c: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, float]:
+    """w_avg [1, 1, w_dim] and the scalar w_std of `samples` mapped z (RandomState(123), one batch),
+    as the official projector computes them; cached per generator."""
+    device = next(G.parameters()).device
+    key = (samples, None if c is None else tuple(c.flatten().tolist()))
+    with _W_STATS_LOCK:
+        cached = _W_STATS.setdefault(G, {}).get(key)
+    if cached is not None:
+        return cached[0].to(device), cached[1]
+    z = torch.from_numpy(np.random.RandomState(123).randn(samples, G.z_dim)).to(device=device, dtype=torch.float32)
+    cs = None if c is None else c.to(device).expand(samples, -1)
+    w = G.mapping(z, cs)[:, :1, :].float()
+    w_avg = w.mean(0, keepdim=True)
+    w_std = float(((w - w_avg).square().sum() / samples) ** 0.5)
+    with _W_STATS_LOCK:
+        _W_STATS[G][key] = (w_avg.cpu(), w_std)
+    return w_avg, w_std
+
+
+def projector_lr(t: float, cfg: ProjectorConfig = ProjectorConfig()) -> float:
+    """The projector's learning rate at progress t in [0, 1): cosine ramp-down, linear ramp-up."""
+    rampdown = min(1.0, (1.0 - t) / cfg.lr_rampdown_length)
+    rampdown = 0.5 - 0.5 * math.cos(rampdown * math.pi)
+    rampup = min(1.0, t / cfg.lr_rampup_length)
+    return cfg.initial_learning_rate * rampdown * rampup
+
+
+def projector_w_noise_scale(t: float, w_std: float, cfg: ProjectorConfig = ProjectorConfig()) -> float:
+    """Std of the noise added to w at progress t: decays quadratically to 0 at noise_ramp_length."""
+    return w_std * cfg.initial_noise_factor * max(0.0, 1.0 - t / cfg.noise_ramp_length) ** 2
+
+
+def noise_regularization(noises: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Sum over noise maps and their 2x-downsampled pyramid (down to 8 px) of the squared mean
+    products with the map shifted by one pixel in x and in y: penalises spatial correlation, so the
+    noise cannot carry the image."""
+    total = torch.zeros((), device=noises[0].device) if noises else torch.zeros(())
+    for noise in noises:
+        n = noise.reshape(1, 1, noise.shape[-2], noise.shape[-1])
+        while True:
+            total = total + (n * torch.roll(n, shifts=1, dims=3)).mean() ** 2
+            total = total + (n * torch.roll(n, shifts=1, dims=2)).mean() ** 2
+            if n.shape[2] <= 8:
+                break
+            n = F.avg_pool2d(n, kernel_size=2)
+    return total
+
+
+def _noise_buffers(G: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: buf for name, buf in G.synthesis.named_buffers() if "noise_const" in name}
+
+
+def render(G: torch.nn.Module, ws: torch.Tensor, noise: Optional[dict[str, torch.Tensor]] = None,
+           force_fp32: bool = True) -> torch.Tensor:
+    """G.synthesis(ws) with some buffers (noise maps) replaced for this call only; [N, C, R, R]."""
+    kwargs = {"noise_mode": "const", "force_fp32": force_fp32}
+    if noise:
+        return functional_call(G.synthesis, noise, (ws,), kwargs)
+    return G.synthesis(ws, **kwargs)
+
+
+class _Reporter:
+    """Progress at most ~10 times a second, and the stop check, for one optimisation loop."""
+
+    def __init__(self, label: str, steps: int, progress: Progress, should_stop: ShouldStop):
+        self.label, self.steps, self.progress, self.should_stop = label, steps, progress, should_stop
+        self.last = 0.0
+
+    def step(self, i: int, loss: float) -> bool:
+        now = time.perf_counter()
+        if self.progress is not None and (now - self.last > 0.1 or i + 1 == self.steps):
+            self.last = now
+            self.progress((i + 1) / self.steps, f"{self.label}: step {i + 1} of {self.steps}, loss {loss:.4f}")
+        return bool(self.should_stop and self.should_stop())
+
+
+def _check(G: torch.nn.Module, target: torch.Tensor, steps: int) -> None:
+    if "stylenerf" in type(G).__module__:
+        raise ValueError("inversion works with StyleGAN2 and StyleGAN3 models; StyleNeRF models are not supported")
+    R = G.img_resolution
+    if tuple(target.shape) != (1, G.img_channels, R, R):
+        raise ValueError(f"the target must be [1, {G.img_channels}, {R}, {R}], got {list(target.shape)}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# methods
+
+
+def project_w(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Module,
+              config: ProjectorConfig = ProjectorConfig(), c: Optional[torch.Tensor] = None, force_fp32: bool = True,
+              progress: Progress = None, should_stop: ShouldStop = None) -> InversionResult:
+    """Project `target` ([1, C, R, R] in [-1, 1]) into W with the official projector's schedule.
+
+    Returns the final w broadcast to [1, num_ws, w_dim], the image rendered with the optimised noise
+    maps (also returned, by buffer name), and LPIPS + weighted noise regulariser per step.
+    """
+    _check(G, target, config.steps)
+    start = time.perf_counter()
+    device = target.device
+    gen = torch.Generator(device=device).manual_seed(config.seed)
+    w_avg, w_std = w_stats(G, config.w_avg_samples, c)
+    w_opt = w_avg.detach().clone().requires_grad_(True)
+    noise = {}
+    if config.optimize_noise:
+        noise = {name: torch.randn(buf.shape, generator=gen, device=device).requires_grad_(True)
+                 for name, buf in _noise_buffers(G).items()}
+    params = [w_opt] + list(noise.values())
+    optimizer = torch.optim.Adam(params, betas=(0.9, 0.999), lr=config.initial_learning_rate)
+    distance = LpipsTarget(lpips_net, target)
+    reporter = _Reporter("W projection", config.steps, progress, should_stop)
+    losses: list[float] = []
+    cancelled = False
+    for step in range(config.steps):
+        t = step / config.steps
+        for group in optimizer.param_groups:
+            group["lr"] = projector_lr(t, config)
+        w_noise = torch.randn(w_opt.shape, generator=gen, device=device) * projector_w_noise_scale(t, w_std, config)
+        ws = (w_opt + w_noise).repeat(1, G.num_ws, 1)
+        img = render(G, ws, noise, force_fp32)
+        loss = distance.distance(img).sum()
+        if noise:
+            loss = loss + config.regularize_noise_weight * noise_regularization(list(noise.values()))
+        grads = torch.autograd.grad(loss, params)
+        for p, g in zip(params, grads):
+            p.grad = g
+        optimizer.step()
+        with torch.no_grad():  # renormalise each noise map to zero mean, unit variance
+            for n in noise.values():
+                n -= n.mean()
+                n *= n.square().mean().rsqrt()
+        losses.append(float(loss.detach()))
+        if reporter.step(step, losses[-1]):
+            cancelled = True
+            break
+    with torch.no_grad():
+        ws = w_opt.detach().repeat(1, G.num_ws, 1)
+        final_noise = {k: v.detach() for k, v in noise.items()}
+        image = to_uint8(render(G, ws, final_noise, force_fp32))[0]
+    return InversionResult("W optimisation (projector)", "W", ws.cpu(), image, losses, time.perf_counter() - start,
+                           len(losses), {k: v.cpu() for k, v in final_noise.items()}, cancelled=cancelled)
+
+
+def project_wplus(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Module,
+                  config: WPlusConfig = WPlusConfig(), init_ws: Optional[torch.Tensor] = None,
+                  c: Optional[torch.Tensor] = None, force_fp32: bool = True, progress: Progress = None,
+                  should_stop: ShouldStop = None, method: str = "W+ optimisation (Image2StyleGAN)") -> InversionResult:
+    """Optimise one code per layer (W+) against MSE + perceptual (LPIPS) loss, with Adam.
+
+    Starts at w_avg on every layer (Image2StyleGAN), or at `init_ws` [1, num_ws, w_dim] (hybrid).
+    The noise maps stay the model's own.
+    """
+    _check(G, target, config.steps)
+    start = time.perf_counter()
+    device = target.device
+    if init_ws is None:
+        w_avg, _ = w_stats(G, config.w_avg_samples, c)
+        init_ws = w_avg.repeat(1, G.num_ws, 1)
+    if tuple(init_ws.shape) != (1, G.num_ws, G.w_dim):
+        raise ValueError(f"the starting codes must be [1, {G.num_ws}, {G.w_dim}], got {list(init_ws.shape)}")
+    ws_opt = init_ws.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([ws_opt], lr=config.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+    distance = LpipsTarget(lpips_net, target)
+    reporter = _Reporter(method.split(" (")[0], config.steps, progress, should_stop)
+    losses: list[float] = []
+    cancelled = False
+    for step in range(config.steps):
+        img = render(G, ws_opt, None, force_fp32)
+        loss = config.mse_weight * F.mse_loss(img.float(), target) + \
+            config.perceptual_weight * distance.distance(img).sum()
+        (grad,) = torch.autograd.grad(loss, [ws_opt])
+        ws_opt.grad = grad
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        if reporter.step(step, losses[-1]):
+            cancelled = True
+            break
+    with torch.no_grad():
+        ws = ws_opt.detach()
+        image = to_uint8(render(G, ws, None, force_fp32))[0]
+    return InversionResult(method, "W+", ws.cpu(), image, losses, time.perf_counter() - start, len(losses),
+                           cancelled=cancelled)
+
+
+def codes_result(G: torch.nn.Module, ws: torch.Tensor, method: str, seconds: float = 0.0,
+                 force_fp32: bool = True, iterations: Sequence[torch.Tensor] = ()) -> InversionResult:
+    """An encoder's codes as a result: rendered with G (and each ReStyle pass for the strip)."""
+    device = next(G.parameters()).device
+    ws = ws.detach().to(device=device, dtype=torch.float32)
+    if ws.ndim == 2:
+        ws = ws[None]
+    if tuple(ws.shape) != (1, G.num_ws, G.w_dim):
+        raise ValueError(f"{method} gave codes of shape {list(ws.shape)}, but this generator needs "
+                         f"[1, {G.num_ws}, {G.w_dim}]: choose the encoder made for this model")
+    with torch.no_grad():
+        image = to_uint8(render(G, ws, None, force_fp32))[0]
+        strip = [to_uint8(render(G, w.detach().to(device).reshape(ws.shape), None, force_fp32))[0]
+                 for w in iterations]
+    return InversionResult(method, "W+", ws.cpu(), image, [], seconds, len(iterations), iterations=strip)
+
+
+def hybrid(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Module, start: InversionResult,
+           config: WPlusConfig = WPlusConfig(steps=200), force_fp32: bool = True, progress: Progress = None,
+           should_stop: ShouldStop = None) -> InversionResult:
+    """W+ optimisation for `config.steps` steps from an encoder's result (`start`); the time
+    reported includes the encoder's."""
+    result = project_wplus(G, target, lpips_net, config, init_ws=start.ws, force_fp32=force_fp32, progress=progress,
+                           should_stop=should_stop, method=f"hybrid: {start.method} + W+ optimisation")
+    result.seconds += start.seconds
+    result.start = start
+    return result

@@ -1,0 +1,1 @@
+"""Videos: camera and latent paths, frame rendering, the MP4 writer, StyleNeRF views."""
