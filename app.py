@@ -22,7 +22,8 @@ from stylecore.engine.reachability import probe
 from stylecore.engine.zoo import Zoo
 
 # Build order matters: Inversion hands codes to Editing and StyleCLIP reads Inversion's codes.
-TABS = (spaces.generate, spaces.editing, spaces.inversion, spaces.styleclip, spaces.video, spaces.stylenerf)
+TABS = (spaces.generate.GenerateTab, spaces.editing.EditingTab, spaces.inversion.InversionTab,
+        spaces.styleclip.StyleClipTab, spaces.video.VideoTab, spaces.stylenerf.StyleNerfTab)
 SHARE_WARNING = ("WARNING: --share publishes this hub at a public gradio.live address. Anyone with the link can "
                  "run models on this machine, upload images and download every result; models named in "
                  "--models are listed to them. Stop the app to close the link.")
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_app(manager: ModelManager, prefetch: Optional[Prefetch] = None) -> gr.Blocks:
-    """The hub's Blocks: one tab per module in TABS, under the default models' download status when
+    """The hub's Blocks: one tab per class in TABS, under the default models' download status when
     a Space is fetching them."""
     with gr.Blocks(title="StyleGAN demo hub") as demo:
         gr.Markdown("# StyleGAN demo hub\nStyleGAN2, StyleGAN3 and StyleNeRF with the released checkpoints, "
@@ -57,7 +58,7 @@ def build_app(manager: ModelManager, prefetch: Optional[Prefetch] = None) -> gr.
             gr.Markdown(prefetch.status, every=2.0)
         with gr.Tabs():
             for tab in TABS:
-                tab.build(manager)
+                tab(manager).layout()
     return demo
 
 

@@ -1,4 +1,4 @@
-"""The hub's Gradio tabs, one module per tab; each exposes `build(manager)`.
+"""The hub's Gradio tabs, one module per tab; each holds a tab class whose `layout()` app.py calls.
 
 This folder is importable as `spaces`, the name of Hugging Face's ZeroGPU package, which Gradio
 imports at start-up and calls on a Space (`spaces.gradio_auto_wrap`). So this package also serves

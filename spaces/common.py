@@ -20,7 +20,9 @@ from stylecore.engine.defaults import default_model_id
 from stylecore.engine.manager import LoadedModel, ModelManager
 from stylecore.codes.generate import GenerationSettings, settings_ws
 from stylecore.codes.latents import load_latents, parse_seeds
+from stylecore.edit.result import EditResult
 from stylecore.engine.reachability import NOT_PROBED
+from stylecore.engine.remote import ModelUnavailable
 from stylecore.engine.zoo import ModelCard
 
 
@@ -94,7 +96,7 @@ def offline_notice(manager: ModelManager) -> str:
             f"images are noise by design) because {reach.reason}. Models already downloaded can still be picked.")
 
 
-USER_ERRORS = (ValueError, KeyError, TypeError, OSError, hub.ModelUnavailable)
+USER_ERRORS = (ValueError, KeyError, TypeError, OSError, ModelUnavailable)
 Arguments = dict[str, Any]
 
 
@@ -280,3 +282,15 @@ def save_png(image: np.ndarray, stem: str) -> str:
     path = folder / f"{stem}.png"
     Image.fromarray(image).save(path)
     return str(path)
+
+
+def edit_status(model: LoadedModel, result: EditResult, timed: bool = False) -> str:
+    """The status line under an edit: what was done, how much the image changed (and how long the edit
+    took, when `timed`), and what the code file holds."""
+    took = f"Edit took {result.seconds * 1000:.0f} ms; mean" if timed else "Mean"
+    status = f"**{result.summary}.** {took} pixel change {result.mean_change:.2f} (of 255)."
+    if model.untrained:
+        status += " The demo network is untrained: edits change the image but carry no meaning."
+    if result.styles is not None:
+        status += " The code file holds the edited S code (s00, s01, ...) and the unedited W+ code 'w'."
+    return status

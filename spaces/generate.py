@@ -3,7 +3,7 @@ and the style mixing matrix. Endpoints: /generate and /style_mix."""
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Any, Optional
 
 import gradio as gr
 
@@ -19,7 +19,7 @@ from spaces.common import (
     save_png,
     user_errors,
 )
-from stylecore.engine.manager import ModelManager
+from stylecore.engine.manager import LoadedModel, ModelManager
 from stylecore.codes.generate import (
     GenerationSettings,
     generate_images,
@@ -42,7 +42,8 @@ def _layers(text: Optional[str], num_ws: int) -> list[int]:
                          "e.g. '0-3', '4-7' or '8-'") from None
 
 
-def _settings(psi, cutoff, noise_mode, class_idx, translate_x, translate_y, rotate) -> GenerationSettings:
+def _settings(psi: Any, cutoff: Any, noise_mode: Any, class_idx: Any, translate_x: Any, translate_y: Any,
+              rotate: Any) -> GenerationSettings:
     return GenerationSettings(
         truncation_psi=parse_number(psi, "truncation psi") if psi is not None else 1.0,
         truncation_cutoff=parse_number(cutoff, "truncation cutoff", integer=True) or None,  # 0 = every ws
@@ -53,7 +54,7 @@ def _settings(psi, cutoff, noise_mode, class_idx, translate_x, translate_y, rota
     )
 
 
-def _model_status(model) -> str:
+def _model_status(model: LoadedModel) -> str:
     G = model.G
     kind = "untrained demo network (random weights)" if model.untrained else model.info.get("source", "")
     return (f"**{model.card.title}**: {G.img_resolution}x{G.img_resolution}, {G.num_ws} ws, "
@@ -61,20 +62,20 @@ def _model_status(model) -> str:
             f"{kind}; on {model.device.type}.")
 
 
-def build(manager: ModelManager) -> None:
-    """Lay out the tab in the current gr.Blocks and wire its events."""
-    choices = model_choices(manager)
-    default = default_model(manager, "generate")
+class GenerateTab:
+    """The Generate tab: its layout and its two events, /generate and /style_mix."""
 
-    @on_gpu(manager, default, seconds=lambda a: 15 + 2 * count_seeds(a.get("seeds"), MAX_SEEDS))
-    @user_errors
-    def generate(model_id: str = default, seeds: str = "0", truncation_psi: float = 0.7,
+    def __init__(self, manager: ModelManager):
+        self.manager = manager
+        self.default = default_model(manager, "generate")
+
+    def generate(self, model_id: str = "", seeds: str = "0", truncation_psi: float = 0.7,
                  truncation_cutoff: Optional[float] = 0, noise_mode: str = "const", class_idx: float = 0,
                  translate_x: float = 0.0, translate_y: float = 0.0, rotate: float = 0.0,
                  progress: gr.Progress = gr.Progress()):
         """Generate one image per seed; returns the images, a PNG grid of them and a status line."""
         seed_list = parse_seeds(seeds if seeds is not None else "0", max_count=MAX_SEEDS)
-        model = manager.get(model_id or default, progress=progress_callback(progress))
+        model = self.manager.get(model_id or self.default, progress=progress_callback(progress))
         settings = _settings(truncation_psi, truncation_cutoff, noise_mode,
                              class_idx if model.G.c_dim else None, translate_x, translate_y, rotate)
         images = generate_images(model.G, seed_list, settings, force_fp32=model.force_fp32,
@@ -83,55 +84,59 @@ def build(manager: ModelManager) -> None:
         grid = save_png(image_grid(images), f"{model.card.id}-seeds")
         return gallery, grid, _model_status(model)
 
-    @on_gpu(manager, default,
-            seconds=lambda a: 15 + count_seeds(a.get("row_seeds"), 8) * count_seeds(a.get("col_seeds"), 8))
-    @user_errors
-    def mix(model_id: str = default, row_seeds: str = "85, 100, 75", col_seeds: str = "55, 821, 1789",
+    def mix(self, model_id: str = "", row_seeds: str = "85, 100, 75", col_seeds: str = "55, 821, 1789",
             col_layers: str = "0-6", truncation_psi: float = 0.7, noise_mode: str = "const",
             class_idx: float = 0, progress: gr.Progress = gr.Progress()):
         """Style mixing matrix: each cell takes the listed layers from its column seed."""
         rows = parse_seeds(row_seeds, max_count=8)
         cols = parse_seeds(col_seeds, max_count=8)
-        model = manager.get(model_id or default, progress=progress_callback(progress))
+        model = self.manager.get(model_id or self.default, progress=progress_callback(progress))
         layers = _layers(col_layers, model.G.num_ws)
         settings = _settings(truncation_psi, None, noise_mode, class_idx if model.G.c_dim else None, 0, 0, 0)
         grid = style_mix(model.G, rows, cols, layers, settings, force_fp32=model.force_fp32,
                          progress=progress_callback(progress))
         return grid, save_png(grid, f"{model.card.id}-style-mix"), _model_status(model)
 
+    def layout(self) -> None:
+        """Lay out the tab in the current gr.Blocks and wire its events."""
+        manager, default = self.manager, self.default
+        generate = on_gpu(manager, default, seconds=lambda a: 15 + 2 * count_seeds(a.get("seeds"), MAX_SEEDS))(
+            user_errors(self.generate))
+        mix = on_gpu(manager, default, seconds=lambda a: 15 + count_seeds(a.get("row_seeds"), 8) *
+                     count_seeds(a.get("col_seeds"), 8))(user_errors(self.mix))
 
-    with gr.Tab("Generate", id="generate"):
-        offline_banner(manager)
-        with gr.Row():
-            with gr.Column(scale=1):
-                model = model_picker(manager, default, "refresh_models", choices)
-                seeds = gr.Textbox(value="0", label="Seeds", info="whole numbers and ranges, e.g. 0-7, 42")
-                psi = gr.Slider(-1.0, 2.0, value=0.7, step=0.05, label="Truncation psi",
-                                info="1 = no truncation; 0 = the average image")
-                cutoff = gr.Number(value=0, precision=0, minimum=0, label="Truncation cutoff",
-                                   info="truncate only the first N ws; 0 = all of them")
-                noise = gr.Radio(["const", "random", "none"], value="const", label="Noise mode")
-                class_idx = gr.Number(value=0, precision=0, label="Class (conditional models only)")
-                with gr.Accordion("StyleGAN3: translate and rotate", open=False):
-                    tx = gr.Slider(-1.0, 1.0, value=0.0, step=0.01, label="Translate x (image widths)")
-                    ty = gr.Slider(-1.0, 1.0, value=0.0, step=0.01, label="Translate y (image heights)")
-                    rot = gr.Slider(-180.0, 180.0, value=0.0, step=1.0, label="Rotate (degrees)")
-                go = gr.Button("Generate", variant="primary")
-            with gr.Column(scale=2):
-                gallery = gr.Gallery(label="Images", columns=4, height="auto", format="png")
-                grid_file = gr.File(label="All images as one PNG")
-                status = gr.Markdown(label="Status")
-        with gr.Accordion("Style mixing", open=False):
+        with gr.Tab("Generate", id="generate"):
+            offline_banner(manager)
             with gr.Row():
-                rows = gr.Textbox(value="85, 100, 75", label="Row seeds (take the other layers)")
-                cols = gr.Textbox(value="55, 821, 1789", label="Column seeds")
-                layers = gr.Textbox(value="0-6", label="Layers taken from the columns",
-                                    info="ws indices, e.g. 0-3 coarse, 4-7 middle, 8- fine")
-            mix_go = gr.Button("Mix styles")
-            mix_image = gr.Image(label="Style mixing matrix", type="numpy", format="png")
-            mix_file = gr.File(label="Matrix as PNG")
+                with gr.Column(scale=1):
+                    model = model_picker(manager, default, "refresh_models", model_choices(manager))
+                    seeds = gr.Textbox(value="0", label="Seeds", info="whole numbers and ranges, e.g. 0-7, 42")
+                    psi = gr.Slider(-1.0, 2.0, value=0.7, step=0.05, label="Truncation psi",
+                                    info="1 = no truncation; 0 = the average image")
+                    cutoff = gr.Number(value=0, precision=0, minimum=0, label="Truncation cutoff",
+                                       info="truncate only the first N ws; 0 = all of them")
+                    noise = gr.Radio(["const", "random", "none"], value="const", label="Noise mode")
+                    class_idx = gr.Number(value=0, precision=0, label="Class (conditional models only)")
+                    with gr.Accordion("StyleGAN3: translate and rotate", open=False):
+                        tx = gr.Slider(-1.0, 1.0, value=0.0, step=0.01, label="Translate x (image widths)")
+                        ty = gr.Slider(-1.0, 1.0, value=0.0, step=0.01, label="Translate y (image heights)")
+                        rot = gr.Slider(-180.0, 180.0, value=0.0, step=1.0, label="Rotate (degrees)")
+                    go = gr.Button("Generate", variant="primary")
+                with gr.Column(scale=2):
+                    gallery = gr.Gallery(label="Images", columns=4, height="auto", format="png")
+                    grid_file = gr.File(label="All images as one PNG")
+                    status = gr.Markdown(label="Status")
+            with gr.Accordion("Style mixing", open=False):
+                with gr.Row():
+                    rows = gr.Textbox(value="85, 100, 75", label="Row seeds (take the other layers)")
+                    cols = gr.Textbox(value="55, 821, 1789", label="Column seeds")
+                    layers = gr.Textbox(value="0-6", label="Layers taken from the columns",
+                                        info="ws indices, e.g. 0-3 coarse, 4-7 middle, 8- fine")
+                mix_go = gr.Button("Mix styles")
+                mix_image = gr.Image(label="Style mixing matrix", type="numpy", format="png")
+                mix_file = gr.File(label="Matrix as PNG")
 
-        go.click(generate, [model, seeds, psi, cutoff, noise, class_idx, tx, ty, rot],
-                 [gallery, grid_file, status], api_name="generate")
-        mix_go.click(mix, [model, rows, cols, layers, psi, noise, class_idx], [mix_image, mix_file, status],
-                     api_name="style_mix")
+            go.click(generate, [model, seeds, psi, cutoff, noise, class_idx, tx, ty, rot],
+                     [gallery, grid_file, status], api_name="generate")
+            mix_go.click(mix, [model, rows, cols, layers, psi, noise, class_idx], [mix_image, mix_file, status],
+                         api_name="style_mix")

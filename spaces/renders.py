@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 import gradio as gr
 
 from spaces.common import SessionStopFlags, session_key
-from stylecore.video.render import VideoCancelled
+from stylecore.progress import Cancelled
 
 STOP_WAIT_SECONDS = 60  # longest a step in progress is waited for
 
@@ -58,7 +58,7 @@ class StoppableRenders:
                     fraction, message = next(steps)
                 except StopIteration as done:
                     return done.value
-                except VideoCancelled:  # the Stop's flag ended a step: a user's choice, not an error
+                except Cancelled:  # the Stop's flag ended a step: a user's choice, not an error
                     yield update(f"Stopped after: {message}. No file was written.")
                     return None
                 progress(fraction, desc=message)

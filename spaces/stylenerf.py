@@ -11,7 +11,7 @@ import math
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import gradio as gr
 
@@ -27,7 +27,7 @@ from spaces.common import (
     user_errors,
 )
 from spaces.renders import StoppableRenders
-from stylecore.engine.manager import ModelManager
+from stylecore.engine.manager import LoadedModel, ModelManager
 from stylecore.video.nerf_views import (
     MAX_STEPS,
     ViewSettings,
@@ -35,7 +35,10 @@ from stylecore.video.nerf_views import (
     render_view,
 )
 
-def _given(value, name: str, default: float, integer: bool = False) -> float:
+DEFAULT_STEPS = 40  # the web demo's quality; about 0.35 s per 256 px view on a 2-core CPU
+
+
+def _given(value: Any, name: str, default: float, integer: bool = False) -> float:
     number = parse_number(value, name, integer=integer)
     return default if number is None else number
 
@@ -45,16 +48,16 @@ def _choices(manager: ModelManager) -> list[tuple[str, str]]:
     return [(model_label(c), c.id) for c in manager.zoo.cards() if c.architecture in ("stylenerf", "auto")]
 
 
-def _settings(truncation_psi, yaw, pitch, fov, steps, default_steps: int) -> ViewSettings:
+def _settings(truncation_psi: Any, yaw: Any, pitch: Any, fov: Any, steps: Any) -> ViewSettings:
     settings = ViewSettings(yaw=_given(yaw, "yaw", 0.0), pitch=_given(pitch, "pitch", 0.0),
                             fov=_given(fov, "field of view", 12.0),
-                            steps=int(_given(steps, "samples per ray", default_steps, integer=True)),
+                            steps=int(_given(steps, "samples per ray", DEFAULT_STEPS, integer=True)),
                             truncation_psi=_given(truncation_psi, "truncation psi", 0.7))
     settings.validate()
     return settings
 
 
-def _seeds(seed, mix_seeds, appearance_seed) -> tuple[int, Optional[int]]:
+def _seeds(seed: Any, mix_seeds: Any, appearance_seed: Any) -> tuple[int, Optional[int]]:
     geometry = int(_given(seed, "seed", 1, integer=True))
     appearance = int(_given(appearance_seed, "appearance seed", 9, integer=True)) if mix_seeds else None
     for value in (geometry, appearance):
@@ -63,7 +66,8 @@ def _seeds(seed, mix_seeds, appearance_seed) -> tuple[int, Optional[int]]:
     return geometry, appearance
 
 
-def _status(model, settings: ViewSettings, seeds: tuple[int, Optional[int]], seconds: float, what: str) -> str:
+def _status(model: LoadedModel, settings: ViewSettings, seeds: tuple[int, Optional[int]], seconds: float,
+            what: str) -> str:
     G = model.G
     kind = "untrained" if model.untrained else model.info.get("source", "")
     seed_text = f"seed {seeds[0]}" if seeds[1] is None else f"geometry seed {seeds[0]}, appearance seed {seeds[1]}"
@@ -73,101 +77,97 @@ def _status(model, settings: ViewSettings, seeds: tuple[int, Optional[int]], sec
             f"{what} in {seconds:.2f} s on {model.device.type}.")
 
 
-def build(manager: ModelManager) -> None:
-    """Lay out the tab in the current gr.Blocks and wire its events."""
-    default = default_model(manager, "stylenerf")
-    default_steps = 40  # the web demo's quality; about 0.35 s per 256 px view on a 2-core CPU
+class StyleNerfTab:
+    """The StyleNeRF tab: its layout and its events /stylenerf (one view) and /stylenerf_orbit (MP4)."""
 
-    @on_gpu(manager, default, seconds=lambda a: 30)
-    @user_errors
-    def stylenerf(model_id: str = default, seed: float = 1, truncation_psi: float = 0.7, yaw: float = 0.0,
-                  pitch: float = 0.0, fov: float = 12.0, steps: float = default_steps, mix_seeds: bool = False,
+    def __init__(self, manager: ModelManager):
+        self.manager = manager
+        self.default = default_model(manager, "stylenerf")
+        self.renders = StoppableRenders()
+
+    def stylenerf(self, model_id: str = "", seed: float = 1, truncation_psi: float = 0.7, yaw: float = 0.0,
+                  pitch: float = 0.0, fov: float = 12.0, steps: float = DEFAULT_STEPS, mix_seeds: bool = False,
                   appearance_seed: float = 9, progress: gr.Progress = gr.Progress()):
         """Render one view of a seed (geometry and appearance from two seeds when mix_seeds);
         yaw and pitch in [-1, 1] (0.5 and 0.3 radians per unit), field of view in degrees.
         Returns the image and a status line."""
-        settings = _settings(truncation_psi, yaw, pitch, fov, steps, default_steps)
+        settings = _settings(truncation_psi, yaw, pitch, fov, steps)
         seeds = _seeds(seed, mix_seeds, appearance_seed)
-        model = manager.get(model_id or default, progress=progress_callback(progress))
+        model = self.manager.get(model_id or self.default, progress=progress_callback(progress))
         start = time.perf_counter()
         image = render_view(model.G, seeds[0], seeds[1], settings, force_fp32=model.force_fp32)
         return image, _status(model, settings, seeds, time.perf_counter() - start, "rendered")
 
-    renders = StoppableRenders()
-
-    @user_errors
-    def start_orbit(model_id, seed, truncation_psi, pitch, fov, steps, mix_seeds, appearance_seed, frames, fps,
-                    yaw_range, progress, cancelled):
-        settings = _settings(truncation_psi, 0.0, pitch, fov, steps, default_steps)
-        seeds = _seeds(seed, mix_seeds, appearance_seed)
-        model = manager.get(model_id or default, progress=progress_callback(progress))
-        folder = Path(tempfile.mkdtemp(prefix="stylecore-orbit-"))
-        path = folder / f"{model.card.id}-seed{seeds[0]}-orbit.mp4"
-        steps_gen = render_orbit_steps(model.G, path, seeds[0], seeds[1], settings,
-                                       frames=int(_given(frames, "frames", 36, integer=True)),
-                                       fps=_given(fps, "fps", 24.0), yaw_range=_given(yaw_range, "yaw range", 1.0),
-                                       force_fp32=model.force_fp32, cancel=cancelled)
-        return steps_gen, folder, model, settings, seeds
-
-    @on_gpu(manager, default, seconds=lambda a: 20 + request_number(a, "frames", 36))
-    @user_errors
-    def stylenerf_orbit(model_id: str = default, seed: float = 1, truncation_psi: float = 0.7, pitch: float = 0.0,
-                        fov: float = 12.0, steps: float = default_steps, mix_seeds: bool = False,
-                        appearance_seed: float = 9, frames: float = 36, fps: float = 24, yaw_range: float = 1.0,
-                        request: gr.Request = None, progress: gr.Progress = gr.Progress()):
+    def orbit(self, model_id: str = "", seed: float = 1, truncation_psi: float = 0.7, pitch: float = 0.0,
+              fov: float = 12.0, steps: float = DEFAULT_STEPS, mix_seeds: bool = False, appearance_seed: float = 9,
+              frames: float = 36, fps: float = 24, yaw_range: float = 1.0, request: gr.Request = None,
+              progress: gr.Progress = gr.Progress()):
         """Orbit the camera around one face into an MP4 (H.264); yields status lines, then the video."""
-        steps_gen, folder, model, settings, seeds = start_orbit(
-            model_id, seed, truncation_psi, pitch, fov, steps, mix_seeds, appearance_seed, frames, fps, yaw_range,
-            progress, renders.cancel_flag(request))
+        settings = _settings(truncation_psi, 0.0, pitch, fov, steps)
+        seeds = _seeds(seed, mix_seeds, appearance_seed)
+        model = self.manager.get(model_id or self.default, progress=progress_callback(progress))
+        folder = Path(tempfile.mkdtemp(prefix="stylecore-orbit-"))
+        steps_gen = render_orbit_steps(model.G, folder / f"{model.card.id}-seed{seeds[0]}-orbit.mp4", seeds[0],
+                                       seeds[1], settings, frames=int(_given(frames, "frames", 36, integer=True)),
+                                       fps=_given(fps, "fps", 24.0), yaw_range=_given(yaw_range, "yaw range", 1.0),
+                                       force_fp32=model.force_fp32, cancel=self.renders.cancel_flag(request))
         begin = time.perf_counter()
-        path = yield from renders.drive(request, steps_gen, folder, progress, lambda m: (gr.skip(), m))
-        if path is None:  # stopped
-            return
-        yield str(path), _status(model, settings, seeds, time.perf_counter() - begin, "orbit video rendered")
+        path = yield from self.renders.drive(request, steps_gen, folder, progress, lambda m: (gr.skip(), m))
+        if path is not None:  # None: stopped
+            yield str(path), _status(model, settings, seeds, time.perf_counter() - begin, "orbit video rendered")
 
-    with gr.Tab("StyleNeRF", id="stylenerf"):
-        offline_banner(manager)
-        gr.Markdown("3-D-aware faces: move the camera around a generated face. The image follows the sliders.")
-        with gr.Row():
-            with gr.Column(scale=1):
-                model = gr.Dropdown(choices=_choices(manager), value=default, label="StyleNeRF model",
-                                    info="'not downloaded' models are fetched from the Hub on first use")
-                model_card_panel(manager, model)
-                seed = gr.Number(value=1, precision=0, minimum=0, label="Seed")
-                psi = gr.Slider(-1.0, 2.0, value=0.7, step=0.05, label="Truncation psi")
-                yaw = gr.Slider(-1.0, 1.0, value=0.0, step=0.05, label="Yaw", info="left/right, 0.5 rad per unit")
-                pitch = gr.Slider(-1.0, 1.0, value=0.0, step=0.05, label="Pitch", info="up/down, 0.3 rad per unit")
-                fov = gr.Slider(6.0, 20.0, value=12.0, step=0.5, label="Field of view (degrees)")
-                steps = gr.Slider(4, MAX_STEPS, value=default_steps, step=1, label="Render quality (samples per ray)",
-                                  info="coarse samples, and as many fine ones; the web demo uses 40")
-                with gr.Accordion("Geometry and appearance from two seeds", open=False):
-                    mix = gr.Checkbox(value=False, label="Take the appearance from a second seed",
-                                      info="the seed above shapes the face, this one colours it")
-                    appearance = gr.Number(value=9, precision=0, minimum=0, label="Appearance seed")
-                go = gr.Button("Render view", variant="primary")
-            with gr.Column(scale=2):
-                image = gr.Image(label="View", type="numpy", format="png", elem_id="stylenerf-view",
-                                 interactive=False, height=448)
-                status = gr.Markdown(elem_id="stylenerf-status")
-        with gr.Accordion("Orbit video", open=False):
+    def stop(self, request: gr.Request) -> None:
+        self.renders.stop(request)
+
+    def layout(self) -> None:
+        """Lay out the tab in the current gr.Blocks and wire its events."""
+        manager, default = self.manager, self.default
+        view = on_gpu(manager, default, seconds=lambda a: 30)(user_errors(self.stylenerf))
+        orbit = on_gpu(manager, default, seconds=lambda a: 20 + request_number(a, "frames", 36))(
+            user_errors(self.orbit))
+
+        with gr.Tab("StyleNeRF", id="stylenerf"):
+            offline_banner(manager)
+            gr.Markdown("3-D-aware faces: move the camera around a generated face. The image follows the sliders.")
             with gr.Row():
-                frames = gr.Slider(8, 120, value=36, step=1, label="Frames")
-                fps = gr.Slider(6, 60, value=24, step=1, label="Frames per second")
-                yaw_range = gr.Slider(0.0, 1.5, value=1.0, step=0.05, label="Yaw swing (slider units)")
-            with gr.Row():
-                orbit_go = gr.Button("Render orbit video")
-                stop = gr.Button("Stop", variant="stop")
-            video = gr.Video(label="Orbit", format=None, loop=True, elem_id="stylenerf-orbit", interactive=False)
-            orbit_status = gr.Markdown(elem_id="stylenerf-orbit-status")
+                with gr.Column(scale=1):
+                    model = gr.Dropdown(choices=_choices(manager), value=default, label="StyleNeRF model",
+                                        info="'not downloaded' models are fetched from the Hub on first use")
+                    model_card_panel(manager, model)
+                    seed = gr.Number(value=1, precision=0, minimum=0, label="Seed")
+                    psi = gr.Slider(-1.0, 2.0, value=0.7, step=0.05, label="Truncation psi")
+                    yaw = gr.Slider(-1.0, 1.0, value=0.0, step=0.05, label="Yaw", info="left/right, 0.5 rad per unit")
+                    pitch = gr.Slider(-1.0, 1.0, value=0.0, step=0.05, label="Pitch",
+                                      info="up/down, 0.3 rad per unit")
+                    fov = gr.Slider(6.0, 20.0, value=12.0, step=0.5, label="Field of view (degrees)")
+                    steps = gr.Slider(4, MAX_STEPS, value=DEFAULT_STEPS, step=1,
+                                      label="Render quality (samples per ray)",
+                                      info="coarse samples, and as many fine ones; the web demo uses 40")
+                    with gr.Accordion("Geometry and appearance from two seeds", open=False):
+                        mix = gr.Checkbox(value=False, label="Take the appearance from a second seed",
+                                          info="the seed above shapes the face, this one colours it")
+                        appearance = gr.Number(value=9, precision=0, minimum=0, label="Appearance seed")
+                    go = gr.Button("Render view", variant="primary")
+                with gr.Column(scale=2):
+                    image = gr.Image(label="View", type="numpy", format="png", elem_id="stylenerf-view",
+                                     interactive=False, height=448)
+                    status = gr.Markdown(elem_id="stylenerf-status")
+            with gr.Accordion("Orbit video", open=False):
+                with gr.Row():
+                    frames = gr.Slider(8, 120, value=36, step=1, label="Frames")
+                    fps = gr.Slider(6, 60, value=24, step=1, label="Frames per second")
+                    yaw_range = gr.Slider(0.0, 1.5, value=1.0, step=0.05, label="Yaw swing (slider units)")
+                with gr.Row():
+                    orbit_go = gr.Button("Render orbit video")
+                    stop = gr.Button("Stop", variant="stop")
+                video = gr.Video(label="Orbit", format=None, loop=True, elem_id="stylenerf-orbit", interactive=False)
+                orbit_status = gr.Markdown(elem_id="stylenerf-orbit-status")
 
-        view_inputs = [model, seed, psi, yaw, pitch, fov, steps, mix, appearance]
-        go.click(stylenerf, view_inputs, [image, status], api_name="stylenerf")
-        gr.on([yaw.release, pitch.release, fov.release, psi.release, steps.release, seed.submit, mix.input,
-               appearance.submit, model.input], stylenerf, view_inputs, [image, status],
-              api_visibility="private", trigger_mode="always_last", show_progress="minimal")
-        event = orbit_go.click(stylenerf_orbit, [model, seed, psi, pitch, fov, steps, mix, appearance, frames, fps,
-                                                 yaw_range], [video, orbit_status], api_name="stylenerf_orbit")
-        def stop_orbit(request: gr.Request):
-            renders.stop(request)
-
-        stop.click(stop_orbit, None, None, cancels=[event], queue=False, api_visibility="private")
+            view_inputs = [model, seed, psi, yaw, pitch, fov, steps, mix, appearance]
+            go.click(view, view_inputs, [image, status], api_name="stylenerf")
+            gr.on([yaw.release, pitch.release, fov.release, psi.release, steps.release, seed.submit, mix.input,
+                   appearance.submit, model.input], view, view_inputs, [image, status],
+                  api_visibility="private", trigger_mode="always_last", show_progress="minimal")
+            event = orbit_go.click(orbit, [model, seed, psi, pitch, fov, steps, mix, appearance, frames, fps,
+                                           yaw_range], [video, orbit_status], api_name="stylenerf_orbit")
+            stop.click(self.stop, None, None, cancels=[event], queue=False, api_visibility="private")

@@ -18,9 +18,7 @@ def _zoo(args: argparse.Namespace):
 
 
 def _pin(card) -> str:
-    """How a card's bytes are fixed: a Hub commit and/or a known SHA-256; NVIDIA's URLs have neither."""
-    if card.is_builtin:
-        return "-"
+    """How a file's bytes are fixed: a Hub commit and/or a known SHA-256; NVIDIA's URLs have neither."""
     parts = []
     if card.repo_id:
         parts.append(f"@{card.revision[:12]}" if card.revision else "@main (unpinned)")
@@ -245,10 +243,12 @@ def cmd_bench_stylenerf(args: argparse.Namespace) -> int:
 
 
 def _methods_arg(text: str) -> list[str]:
+    from stylecore.inversion.methods import METHOD_KINDS
+
     kinds = [k.strip() for k in text.split(",") if k.strip()]
-    bad = [k for k in kinds if k not in ("w", "wplus", "encoder", "hybrid")]
+    bad = [k for k in kinds if k not in METHOD_KINDS]
     if bad or not kinds:
-        raise argparse.ArgumentTypeError("methods are a comma list of w, wplus, encoder, hybrid")
+        raise argparse.ArgumentTypeError(f"methods are a comma list of {', '.join(METHOD_KINDS)}")
     return kinds
 
 
@@ -260,10 +260,8 @@ def cmd_invert(args: argparse.Namespace) -> int:
 
     from stylecore.perception.align import prepare_image, read_image
     from stylecore.engine.manager import ModelManager
-    from stylecore.codes.generate import to_uint8
-    from stylecore.codes.latents import seeds_to_ws
-    from stylecore.inversion.compare import MethodSpec, run_methods, save_result
-    from stylecore.perception.metrics import get_lpips
+    from stylecore.inversion.compare import compare_on, save_result, seed_target
+    from stylecore.inversion.methods import choose
 
     zoo = _zoo(args)
     manager = ModelManager(zoo, device=args.device)
@@ -280,12 +278,10 @@ def cmd_invert(args: argparse.Namespace) -> int:
                                  args.crop_if_no_face)
         target, note = prepared.image, prepared.message
     else:
-        ws = seeds_to_ws(G, [args.seed], args.trunc, device=model.device)
-        target, note = to_uint8(G.synthesis(ws, noise_mode="const", force_fp32=model.force_fp32))[0], f"seed {args.seed}"
-    steps = {"w": args.w_steps, "wplus": args.wplus_steps, "hybrid": args.hybrid_steps, "encoder": 0}
-    specs = [MethodSpec(k, steps=steps[k], encoder=args.encoder or "", iterations=args.iterations)
-             for k in args.methods]
-    results = run_methods(G, target, specs, get_lpips(model.device), force_fp32=model.force_fp32, progress=report)
+        target, note = seed_target(G, args.seed, args.trunc, model.force_fp32)[0], f"seed {args.seed}"
+    specs = choose(args.methods, {kind: getattr(args, f"{kind}_steps", None) for kind in args.methods},
+                   args.encoder or "", args.iterations)
+    results = compare_on(manager, model, target, specs, progress=report).results
     print(file=sys.stderr)
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -429,6 +425,8 @@ def cmd_bench_styleclip(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from stylecore.inversion.methods import ITERATIONS, METHODS as INVERSION_METHODS
+
     parser = argparse.ArgumentParser(prog="python -m stylecore", description="StyleGAN engine command line")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -529,12 +527,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--align", default="auto", choices=["auto", "align", "crop", "resize"],
                    help="auto: FFHQ alignment for face models, centre crop otherwise")
     p.add_argument("--crop-if-no-face", action="store_true", help="centre crop instead of failing without a face")
-    p.add_argument("--methods", type=_methods_arg, default=["w", "wplus"], help="comma list: w,wplus,encoder,hybrid")
-    p.add_argument("--w-steps", type=int, default=1000, help="W projection steps (official: 1000)")
-    p.add_argument("--wplus-steps", type=int, default=1000, help="W+ optimisation steps (Image2StyleGAN: 5000)")
-    p.add_argument("--hybrid-steps", type=int, default=100, help="W+ steps after the encoder")
+    p.add_argument("--methods", type=_methods_arg, default=["w", "wplus"],
+                   help=f"comma list: {','.join(INVERSION_METHODS)}")
+    for m in INVERSION_METHODS.values():
+        if m.steps is not None:
+            p.add_argument(f"--{m.kind}-steps", type=int, default=m.steps.full,
+                           help=f"steps of {m.label}" + (f"; {m.steps.note}" if m.steps.note else ""))
     p.add_argument("--encoder", default=None, help="encoder id or .pt path (encoder, hybrid)")
-    p.add_argument("--iterations", type=int, default=5, help="ReStyle iterations")
+    p.add_argument("--iterations", type=int, default=ITERATIONS.full, help=ITERATIONS.name)
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     p.add_argument("--outdir", required=True)
     p.set_defaults(func=cmd_invert)
@@ -557,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from stylecore.formats.errors import CheckpointError
-    from stylecore.engine.hub import ModelUnavailable
+    from stylecore.engine.remote import ModelUnavailable
 
     args = build_parser().parse_args(argv)
     try:

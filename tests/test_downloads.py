@@ -12,6 +12,7 @@ from fakengc import NGC_FILES, NGC_PREFIX, FakeNGC
 from stylecore.engine import downloads, hub
 from stylecore.engine.demo import DEMO_KWARGS, build_demo_generator
 from stylecore.engine.manager import ModelManager
+from stylecore.engine.remote import ModelUnavailable
 from stylecore.engine.zoo import ModelCard, Zoo
 
 SG3_PATH = NGC_FILES.format(family="stylegan3", name="stylegan3-t-ffhqu-256x256.pkl")
@@ -66,7 +67,7 @@ def test_dropped_connection_restarts_cleanly(ngc):
 
 def test_connection_that_keeps_dropping_leaves_nothing(ngc):
     ngc.add(SG3_PATH, PAYLOAD, "drop", drops=99)
-    with pytest.raises(hub.ModelUnavailable, match="broke off 3 times") as err:
+    with pytest.raises(ModelUnavailable, match="broke off 3 times") as err:
         hub.fetch(card())
     assert err.value.kind == "incomplete" and "api.ngc.nvidia.com" in str(err.value)
     assert leftovers() == [] and hub.download_state(card()) == "not downloaded"
@@ -85,7 +86,7 @@ def test_server_offers_ranges_like_ngc_storage(ngc):
 @pytest.mark.parametrize("behaviour, words", [("json", "a JSON document"), ("html", "an HTML page")])
 def test_status_page_instead_of_the_file(ngc, behaviour, words):
     ngc.add(SG3_PATH, behaviour=behaviour)
-    with pytest.raises(hub.ModelUnavailable, match=words) as err:
+    with pytest.raises(ModelUnavailable, match=words) as err:
         hub.fetch(card())
     assert err.value.kind == "not-a-checkpoint" and card().url in str(err.value)
     assert "nothing was cached" in str(err.value)
@@ -93,11 +94,11 @@ def test_status_page_instead_of_the_file(ngc, behaviour, words):
 
 
 def test_missing_file_and_slow_server(ngc):
-    with pytest.raises(hub.ModelUnavailable, match="404") as err:
+    with pytest.raises(ModelUnavailable, match="404") as err:
         hub.fetch(card())
     assert err.value.kind == "file-not-found"
     ngc.add(SG3_PATH, PAYLOAD, "slow", delay=4)
-    with pytest.raises(hub.ModelUnavailable, match="did not answer within 2 s") as err:
+    with pytest.raises(ModelUnavailable, match="did not answer within 2 s") as err:
         hub.fetch(card())
     assert err.value.kind == "timeout" and leftovers() == []
 
@@ -109,10 +110,10 @@ def test_redirect_is_followed(ngc):
 
 
 def test_hosts_not_allowed_and_plain_http_are_refused(ngc):
-    with pytest.raises(hub.ModelUnavailable, match="not an allowed host") as err:
+    with pytest.raises(ModelUnavailable, match="not an allowed host") as err:
         hub.fetch(ModelCard(id="x", url="https://files.example.invalid/net.pkl"))
     assert err.value.kind == "not-allowed" and "allowed_hosts" in str(err.value)
-    with pytest.raises(hub.ModelUnavailable, match="is not https"):
+    with pytest.raises(ModelUnavailable, match="is not https"):
         hub.fetch(ModelCard(id="y", url="http://api.ngc.nvidia.com.invalid/net.pkl"))
     assert not any("invalid" in path for _, path, _ in ngc.log)
 
@@ -120,7 +121,7 @@ def test_hosts_not_allowed_and_plain_http_are_refused(ngc):
 def test_offline_mode_uses_the_cache_and_nothing_else(ngc, monkeypatch):
     ngc.add(SG3_PATH, PAYLOAD)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(hub.ModelUnavailable, match="offline mode is on") as err:
+    with pytest.raises(ModelUnavailable, match="offline mode is on") as err:
         hub.fetch(card())
     assert err.value.kind == "offline" and ngc.log == []
     monkeypatch.delenv("HF_HUB_OFFLINE")
@@ -134,7 +135,7 @@ def test_a_changed_cached_file_is_caught_at_the_next_use(ngc, monkeypatch):
     path = hub.fetch(card())
     path.write_bytes(PAYLOAD[:-4] + b"evil")  # same size, other bytes
     monkeypatch.setattr(downloads, "_verified", {})  # a new process
-    with pytest.raises(hub.ModelUnavailable, match="no longer matches what was downloaded") as err:
+    with pytest.raises(ModelUnavailable, match="no longer matches what was downloaded") as err:
         hub.fetch(card())
     assert err.value.kind == "corrupt" and not path.exists()
     assert hub.fetch(card()).read_bytes() == PAYLOAD  # downloaded anew
@@ -143,10 +144,10 @@ def test_a_changed_cached_file_is_caught_at_the_next_use(ngc, monkeypatch):
 def test_card_hash_and_size_must_match(ngc):
     ngc.add(SG3_PATH, PAYLOAD)
     wrong = card(sha256="0" * 64)
-    with pytest.raises(hub.ModelUnavailable, match="not the one this card was made for") as err:
+    with pytest.raises(ModelUnavailable, match="not the one this card was made for") as err:
         hub.fetch(wrong)
     assert err.value.kind == "corrupt" and leftovers() == []
-    with pytest.raises(hub.ModelUnavailable, match="the card expects 5 bytes"):
+    with pytest.raises(ModelUnavailable, match="the card expects 5 bytes"):
         hub.fetch(card(size=5))
     right = card(sha256=hashlib.sha256(PAYLOAD).hexdigest(), size=len(PAYLOAD))
     assert hub.fetch(right).read_bytes() == PAYLOAD
@@ -177,7 +178,7 @@ def test_a_server_gone_silent_mid_file_is_a_timeout_and_is_retried(ngc):
     assert hub.fetch(card()).read_bytes() == PAYLOAD
     other = NGC_FILES.format(family="stylegan2", name="stylegan2-ffhq-256x256.pkl")
     ngc.add(other, PAYLOAD, "stall", drops=99, delay=3)
-    with pytest.raises(hub.ModelUnavailable, match="did not answer within 2 s") as err:
+    with pytest.raises(ModelUnavailable, match="did not answer within 2 s") as err:
         hub.fetch(card(other, id="stalls"))
     assert err.value.kind == "timeout" and [n for n in leftovers() if "ffhq-256" in n] == []
 
@@ -194,3 +195,19 @@ def test_concurrent_fetches_of_one_url_download_it_once(ngc):
         t.join(30)
     assert len(paths) == 3 and len(set(paths)) == 1 and paths[0].read_bytes() == PAYLOAD
     assert len([entry for entry in ngc.log if entry[0] == "GET"]) == 1
+
+
+def test_downloads_sit_below_the_hub_and_the_cards():
+    """remote.py is the bottom of the download stack and downloads.py uses only it: neither imports the
+    hub or the cards, even lazily (the hub dispatches to downloads, never the reverse)."""
+    import ast
+    from pathlib import Path
+
+    import stylecore.engine.downloads as downloads_module
+
+    engine = Path(downloads_module.__file__).parent
+    for name, allowed in (("remote.py", set()), ("downloads.py", {"stylecore.engine.remote"})):
+        tree = ast.parse((engine / name).read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert {m for m in imported if m.startswith("stylecore.engine")} == allowed, name

@@ -267,7 +267,7 @@ def test_boundaries_in_their_real_layouts_from_the_hub(fake_hub, tmp_path):
 
 
 def test_missing_hub_boundary_is_a_clear_error(fake_hub):
-    from stylecore.engine.hub import ModelUnavailable
+    from stylecore.engine.remote import ModelUnavailable
 
     with pytest.raises(ModelUnavailable, match="boundary_Young.npy"):
         assets.fetch_asset(assets.asset("interfacegan-young"))

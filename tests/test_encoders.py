@@ -261,7 +261,7 @@ def test_encoder_zoo_fetches_and_loads_through_the_hub(tmp_path, fake_hub):
     )
     from stylecore.engine.zoo import UnknownModelError
 
-    from stylecore.engine.hub import ModelUnavailable
+    from stylecore.engine.remote import ModelUnavailable
 
     assert {ENCODER_KINDS[c.id] for c in ENCODER_CARDS} == {"psp", "e4e"}  # no StyleGAN2 ReStyle on the Hub
     card = encoder_zoo().get("e4e-ffhq")

@@ -11,6 +11,7 @@ import torch
 
 from stylecore.engine import hub
 from stylecore.engine.manager import ModelManager, module_bytes, parse_bytes, resolve_device
+from stylecore.engine.remote import ModelUnavailable
 from stylecore.engine.zoo import Zoo
 
 TINY_KWARGS = dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, mapping_kwargs={"num_layers": 2},
@@ -264,7 +265,7 @@ def test_unknown_id_and_missing_local_file(tmp_path):
     manager = ModelManager(zoo, device="cpu")
     with pytest.raises(KeyError, match="Unknown model 'dem'. Did you mean 'demo'"):
         manager.get("dem")
-    with pytest.raises(hub.ModelUnavailable, match="does not exist") as info:
+    with pytest.raises(ModelUnavailable, match="does not exist") as info:
         manager.get("gone")
     assert info.value.kind == "missing-local-file"
     assert manager.loaded_ids() == [] and manager.load_count == {}
@@ -310,7 +311,7 @@ def test_offline_demo_works_and_hub_models_say_why_not(fake_hub, tiny_files, mon
     manager = ModelManager(zoo, device="cpu")
     assert manager.get("demo").untrained
     assert manager.get("hub-cached").G.img_resolution == 16  # in the cache: usable offline
-    with pytest.raises(hub.ModelUnavailable) as info:
+    with pytest.raises(ModelUnavailable) as info:
         manager.get("hub-tiny")
     err = info.value
     assert err.kind == "offline" and "offline" in str(err)

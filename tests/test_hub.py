@@ -11,7 +11,7 @@ import pytest
 
 from fakehub import GOOD_TOKEN, commit_hash
 from stylecore.engine import hub
-from stylecore.engine.hub import ModelUnavailable
+from stylecore.engine.remote import ModelUnavailable
 from stylecore.engine.zoo import ModelCard, Zoo
 
 REPO, FILE = "owner/stylegan2", "nets/stylegan2-tiny-64x64.pkl"

@@ -17,7 +17,8 @@ import torch
 from stylecore.engine.demo import build_demo_generator
 from stylecore.inversion.optimize import (ProjectorConfig, WPlusConfig, codes_result, hybrid, noise_regularization,
                               project_w, project_wplus, projector_lr, projector_w_noise_scale, render, w_stats)
-from stylecore.inversion.compare import MethodSpec, result_tensor, run_methods, save_result
+from stylecore.inversion.compare import result_tensor, run_methods, save_result
+from stylecore.inversion.methods import MethodSpec
 from stylecore.codes.latents import load_latents, z_from_seeds
 from stylecore.perception.metrics import VGG16_CARD, build_lpips, image_metrics, lpips_distance, mse, psnr
 

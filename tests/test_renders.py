@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("gradio")
 
 from spaces.renders import StoppableRenders  # noqa: E402
-from stylecore.video.render import VideoCancelled  # noqa: E402
+from stylecore.progress import Cancelled  # noqa: E402
 
 
 def steps_writing(folder, cancelled, step_seconds: float, started: threading.Event):
@@ -25,7 +25,7 @@ def steps_writing(folder, cancelled, step_seconds: float, started: threading.Eve
             with part.open("ab") as f:
                 f.write(b"frame")
             if cancelled():
-                raise VideoCancelled("cancelled")
+                raise Cancelled("cancelled")
             yield (k + 1) / 100, f"step {k + 1}"
     finally:
         part.unlink(missing_ok=True)  # what the MP4 writer does on an error or a close

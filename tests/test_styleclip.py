@@ -18,6 +18,7 @@ from stylecore.engine.demo import build_demo_generator  # noqa: E402
 from stylecore.edit import styleclip as sc  # noqa: E402
 from stylecore.codes.generate import GenerationSettings, settings_ws  # noqa: E402
 from stylecore.codes.stylespace import style_layers, synthesize_from_styles, ws_to_styles  # noqa: E402
+from stylecore.progress import Cancelled  # noqa: E402
 
 TINY = dict(embed_dim=32, quick_gelu=True,
             vision_cfg=dict(image_size=32, layers=1, width=32, patch_size=16, head_width=16),
@@ -138,7 +139,7 @@ def test_precompute_resumes_after_interruption_and_is_cached(G, clip, tmp_path):
 
     checkpoint = tmp_path / "partial.npz"
     calls = []
-    with pytest.raises(sc.Cancelled, match="resume"):
+    with pytest.raises(Cancelled, match="resume"):
         sc.compute_relevance(G, clip, stats, checkpoint=checkpoint, should_stop=lambda: len(calls) >= 3,
                              progress=lambda f, m: calls.append(f), **kwargs)
     with np.load(checkpoint) as saved:
@@ -165,7 +166,7 @@ def test_optimization_lowers_the_clip_loss_and_can_be_cancelled(G, clip, ws):
         after = float(sc.clip_loss(clip, G.synthesis(result.ws, noise_mode="const"), text))
     assert after < before - 1e-4
     assert len(result.clip_losses) == 12 and not torch.equal(result.ws, ws)
-    with pytest.raises(sc.Cancelled):
+    with pytest.raises(Cancelled):
         sc.optimize_latent(G, clip, ws, prompt, config, should_stop=lambda: True)
     with pytest.raises(ValueError, match="steps"):
         sc.optimize_latent(G, clip, ws, prompt, sc.OptimizeConfig(steps=0))
@@ -286,7 +287,7 @@ def test_released_fs3_is_fetched_through_the_hub_and_used(G, clip, fake_hub, mon
     fs3 = np.random.default_rng(0).standard_normal((rows, clip.embed_dim)).astype(np.float32)
     buf = io.BytesIO()
     np.save(buf, fs3)
-    fake_hub.add_file(sc.FS3_REPO, sc.FS3_FILE, buf.getvalue(), revision=sc.FS3_REVISION)
+    fake_hub.add_file(sc.FS3_NPY.repo_id, sc.FS3_NPY.filename, buf.getvalue(), revision=sc.FS3_NPY.revision)
     table = sc.released_relevance(G, "sg2-ffhq-1024-tf", "test-released", "openai-vit-b-32", stat_samples=2000)
     assert table is not None and table.source.startswith("released") and np.array_equal(table.fs, fs3)
     assert table.layers == tuple(l.index for l in sc.relevant_layers(G))

@@ -306,7 +306,7 @@ def test_embedded_source_is_never_executed(tmp_path):
 def test_orbit_video(tmp_path):
     """An orbit renders to a playable H.264 MP4 with progress, and a cancel leaves no file."""
     from stylecore.engine.demo import build_demo_generator
-    from stylecore.video.render import VideoCancelled
+    from stylecore.progress import Cancelled
 
     G = build_demo_generator("stylenerf").eval().requires_grad_(False)
     seen = []
@@ -316,7 +316,7 @@ def test_orbit_video(tmp_path):
     with open(path, "rb") as f:
         head = f.read(64)
     assert b"ftyp" in head
-    with pytest.raises(VideoCancelled):
+    with pytest.raises(Cancelled):
         render_orbit(G, tmp_path / "cancelled.mp4", 3, frames=6, settings=ViewSettings(steps=6),
                      cancel=lambda: True)
     assert not (tmp_path / "cancelled.mp4").exists()

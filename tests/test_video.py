@@ -16,9 +16,9 @@ from stylecore.__main__ import main
 from stylecore.engine.demo import build_demo_generator
 from stylecore.codes.generate import GenerationSettings, generate_images, settings_ws
 from stylecore.codes.latents import save_latents
+from stylecore.progress import Cancelled
 from stylecore.video.render import (
     Panel,
-    VideoCancelled,
     VideoLimits,
     VideoSettings,
     frame_batches,
@@ -166,13 +166,13 @@ def test_uploaded_codes_are_the_keyframes(sg2, tmp_path):
 def test_cancel_leaves_no_file(sg2, tmp_path):
     stop = threading.Event()
     settings = VideoSettings(seeds=(0, 1), frames_per_transition=8)
-    with pytest.raises(VideoCancelled):
+    with pytest.raises(Cancelled):
         render_video(sg2, settings, tmp_path / "cancelled.mp4", batch_size=4, progress=lambda f, m: stop.set(),
                      cancel=stop)
     steps = render_video_steps(sg2, settings, tmp_path / "stopped.mp4", batch_size=4)
     next(steps)
     steps.close()  # what Gradio's Stop button does to the event's generator
-    with pytest.raises(VideoCancelled):
+    with pytest.raises(Cancelled):
         render_video(sg2, settings, tmp_path / "never.mp4", cancel=lambda: True)
     assert list(tmp_path.iterdir()) == []
 

@@ -61,7 +61,7 @@ def test_model_is_fetched_and_loaded_before_gpu_time(served, monkeypatch):
     monkeypatch.setattr(spaces, "GPU", recorder)
     generate_tab = importlib.import_module("spaces.generate")
     with gr.Blocks() as demo:
-        generate_tab.build(manager)
+        generate_tab.GenerateTab(manager).layout()
     generate = _endpoint(demo, "generate")
     assert hub.download_state(card) == "not downloaded" and not manager.loaded_ids()
     gallery, _, _ = generate(model_id=card.id, seeds="0-1")
@@ -85,7 +85,7 @@ def test_unavailable_model_fails_before_gpu_time(served, monkeypatch):
     monkeypatch.setattr(spaces, "GPU", recorder)
     generate_tab = importlib.import_module("spaces.generate")
     with gr.Blocks() as demo:
-        generate_tab.build(manager)
+        generate_tab.GenerateTab(manager).layout()
     with pytest.raises(gr.Error, match="nope.pkl"):
         _endpoint(demo, "generate")(model_id="missing", seeds="0")
     assert recorder.entries == []

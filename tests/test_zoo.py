@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from stylecore.engine.zoo import (BUILTIN_CARDS, ENV_VAR, ModelCard, ModelsFileError, UnknownModelError, Zoo,
-                           parse_spec)
+from stylecore.engine.remote import RemoteFile
+from stylecore.engine.zoo import (BUILTIN_CARDS, BUILTIN_CARDS_FILE, BUILTIN_ENCODERS, BUILTIN_FILES, ENV_VAR, ModelCard,
+                                  ModelsFileError, UnknownModelError, Zoo, builtin_file, parse_spec)
 
 HUB_MODELS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "hub_models.md"
 REAL_FILES = HUB_MODELS.with_name("real_files.md")
@@ -33,6 +35,59 @@ def test_builtin_cards_are_valid_and_unique():
             assert card.repo_id and card.filename and card.local_path is None
             assert card.filename.endswith(".pkl" if card.format != "rosinality" else ".pt")
             assert card.revision is None or len(card.revision) == 40, f"{card.id}: pin a full commit hash"
+
+
+def test_builtin_cards_are_a_data_file_read_like_a_models_file(tmp_path):
+    """cards.toml ships beside the zoo module; its [[models]], handed to the reader as a user's models file,
+    give exactly the built-in cards."""
+    import stylecore.engine.zoo as zoo_module
+
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+
+    assert BUILTIN_CARDS_FILE == Path(zoo_module.__file__).with_name("cards.toml") and BUILTIN_CARDS_FILE.is_file()
+    data = tomllib.loads(BUILTIN_CARDS_FILE.read_text())
+    assert set(data) == {"models", "encoders", "files"}
+    user_file = tmp_path / "models.json"
+    user_file.write_text(json.dumps({"models": data["models"]}))
+    assert tuple(Zoo([]).load_file(user_file)) == BUILTIN_CARDS
+    assert [card.id for card, _ in BUILTIN_ENCODERS] == [entry["id"] for entry in data["encoders"]]
+    assert [file.id for file in BUILTIN_FILES] == [entry["id"] for entry in data["files"]]
+
+
+def test_builtin_files_are_unique_and_pinned():
+    """Every built-in download (generator, encoder, auxiliary file) has its own id, and every Hub file is
+    pinned to a full commit, except those never pinned (two unresolved commits, the optional CLIPs)."""
+    everything = [*BUILTIN_CARDS, *(card for card, _ in BUILTIN_ENCODERS), *BUILTIN_FILES]
+    ids = [item.id for item in everything]
+    assert len(ids) == len(set(ids))
+    assert all(type(f) is RemoteFile for f in BUILTIN_FILES)  # auxiliary files are not generator cards
+    unpinned = {item.id for item in everything if item.repo_id and not item.revision}
+    assert unpinned == {"dlib-68-landmarks", "arcface-ir-se50", "clip-openai-vit-b-16", "clip-openai-vit-l-14"}
+    assert all(len(item.revision) == 40 for item in everything if item.revision)
+    assert sum(1 for item in everything if item.sha256) == 20 and sum(1 for item in everything if item.size) == 11
+    assert {kind for _, kind in BUILTIN_ENCODERS} == {"psp", "e4e"}
+    fs3 = builtin_file("styleclip-fs3")
+    assert (fs3.repo_id, fs3.filename, fs3.revision) == ("rinong/stylegan-nada-models", "fs3.npy",
+                                                         "dd12f4d3c46e10ba576962aa13ccca1b80e24565")
+    with pytest.raises(KeyError, match="unknown built-in file 'nope'; known: lpips-vgg16-backbone"):
+        builtin_file("nope")
+
+
+def test_files_and_cards_share_one_validator(tmp_path):
+    """A file needs a Hub or https source (a card may also be local or built in); the same field rules,
+    with the same words, hold for a dataclass and for a models-file entry."""
+    with pytest.raises(ValueError, match=r"file 'x': needs a source: repo_id and filename \(a Hub file\) or url$"):
+        RemoteFile(id="x")
+    with pytest.raises(ValueError, match="file 'x': 'size' must be a whole number >= 0, not -1"):
+        RemoteFile(id="x", url="https://host/f.bin", size=-1)
+    bad_sha = "sha256 'ABC' must be 64 lower-case hex digits"
+    with pytest.raises(ValueError, match=bad_sha):
+        RemoteFile(id="x", repo_id="o/r", filename="f.bin", sha256="ABC")
+    path = tmp_path / "models.toml"
+    path.write_text('[[models]]\nid = "x"\nlocal_path = "/a.pkl"\nsha256 = "ABC"\n')
+    with pytest.raises(ModelsFileError, match=r"entry 1 \(id 'x'\): " + bad_sha):
+        Zoo.from_sources(path, environ={})
+    assert ModelCard(id="x", local_path="/a.pkl").source == "/a.pkl"
 
 
 def test_builtin_cards_cover_the_confirmed_checkpoints():

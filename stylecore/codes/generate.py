@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from stylecore.codes.latents import seeds_to_ws
-
-Progress = Optional[Callable[[float, str], None]]
+from stylecore.progress import Progress, report
 
 
 @dataclass(frozen=True)
@@ -101,8 +100,7 @@ def generate_images(
         ws = settings_ws(G, batch, settings, device)
         img = G.synthesis(ws, **synthesis_kwargs(G, settings, force_fp32, device))
         images.extend(to_uint8(img))
-        if progress is not None:
-            progress(len(images) / len(seeds), f"generated {len(images)} of {len(seeds)} images")
+        report(progress, len(images) / len(seeds), f"generated {len(images)} of {len(seeds)} images")
     return images
 
 
@@ -142,8 +140,7 @@ def style_mix(
         mixed = row_ws[r:r + 1].repeat(len(col_seeds), 1, 1)
         mixed[:, layers] = col_ws[:, layers]
         grid.append([row_imgs[r]] + list(render(mixed)))
-        if progress is not None:
-            progress((r + 1) / len(row_seeds), f"mixed row {r + 1} of {len(row_seeds)}")
+        report(progress, (r + 1) / len(row_seeds), f"mixed row {r + 1} of {len(row_seeds)}")
     return np.concatenate([np.concatenate(row, axis=1) for row in grid], axis=0)
 
 

@@ -11,7 +11,7 @@ import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -19,10 +19,10 @@ import torch
 from stylecore.engine.assets import atomic_write, editing_cache_dir
 from stylecore.edit.interfacegan import apply_direction
 from stylecore.codes.latents import class_labels
+from stylecore.progress import Progress, report
 
 __all__ = ["PCA", "compute_pca", "cached_pca", "pca_cache_path", "save_pca", "load_pca", "apply_component"]
 
-Progress = Optional[Callable[[float, str], None]]
 PCA_FORMAT = 1
 MAX_SAMPLES = 2_000_000
 
@@ -82,16 +82,14 @@ def compute_pca(G: torch.nn.Module, n_samples: int = 20_000, n_components: int =
         total += w.sum(dim=0)
         outer += w.T @ w
         done += count
-        if progress is not None:
-            progress(0.95 * done / n_samples, f"PCA: mapped {done} of {n_samples} samples")
+        report(progress, 0.95 * done / n_samples, f"PCA: mapped {done} of {n_samples} samples")
     mean = total / n_samples
     cov = (outer - n_samples * torch.outer(mean, mean)) / max(n_samples - 1, 1)
     eigvals, eigvecs = torch.linalg.eigh(cov.cpu())
     eigvals = eigvals.flip(0).clamp(min=0).numpy()
     eigvecs = eigvecs.flip(1).T.numpy()
     total_var = float(eigvals.sum()) or 1.0
-    if progress is not None:
-        progress(1.0, f"PCA of {n_samples} samples done")
+    report(progress, 1.0, f"PCA of {n_samples} samples done")
     return PCA(mean=mean.cpu().numpy().astype(np.float32),
                components=_orient(eigvecs[:n_components]).astype(np.float32),
                stdev=np.sqrt(eigvals[:n_components]).astype(np.float32),
@@ -165,8 +163,7 @@ def cached_pca(G: torch.nn.Module, model_key: str, n_samples: int = 20_000, n_co
         try:
             pca = load_pca(path)
             if pca.components.shape == (n_components, G.w_dim):
-                if progress is not None:
-                    progress(1.0, "PCA loaded from the cache")
+                report(progress, 1.0, "PCA loaded from the cache")
                 return pca
         except ValueError:
             pass  # damaged or outdated: compute again and overwrite

@@ -22,21 +22,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from stylecore.engine.assets import atomic_write, editing_cache_dir
+from stylecore.codes.generate import to_uint8
 from stylecore.codes.latents import seeds_to_ws
 from stylecore.codes.stylespace import StyleLayer, replace_submodules, style_layers
+from stylecore.progress import Progress, report
 
 __all__ = ["PartModel", "feature_blocks", "default_block", "compute_parts", "cached_parts", "parts_cache_path",
            "part_map", "part_masks", "colorize_parts", "overlay_parts", "transfer_part", "part_channel_counts",
-           "render_confined"]
+           "render_confined", "part_overview"]
 
-Progress = Optional[Callable[[float, str], None]]
 PARTS_FORMAT = 1
 MAX_POINTS = 200_000  # pixels used to fit the centroids (all of them are used for the contributions)
 PALETTE = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
@@ -61,7 +62,7 @@ class PartModel:
 
 
 def _check_stylegan2(G: torch.nn.Module) -> None:
-    if not hasattr(G.synthesis, "block_resolutions"):
+    if G.architecture != "stylegan2":
         raise ValueError("local editing (parts) works with StyleGAN2 models only")
 
 
@@ -181,15 +182,13 @@ def compute_parts(G: torch.nn.Module, k: int = 8, n_samples: int = 64, block: Op
     for i, batch in enumerate(batches):
         f, _ = _run_recording(G, sample(batch), block, [], synthesis_kwargs)
         feats.append(f.cpu())
-        if progress is not None:
-            progress(0.4 * (i + 1) / len(batches), f"features of {min((i + 1) * batch_size, len(seeds))} images")
+        report(progress, 0.4 * (i + 1) / len(batches), f"features of {min((i + 1) * batch_size, len(seeds))} images")
     features = torch.cat(feats)
     points = F.normalize(features.permute(0, 2, 3, 1).reshape(-1, features.shape[1]), dim=1)
     if points.shape[0] > MAX_POINTS:
         pick = torch.randperm(points.shape[0], generator=torch.Generator().manual_seed(int(seed)))[:MAX_POINTS]
         points = points[pick]
-    if progress is not None:
-        progress(0.45, f"k-means with {k} parts on {points.shape[0]} feature vectors")
+    report(progress, 0.45, f"k-means with {k} parts on {points.shape[0]} feature vectors")
     centroids = _kmeans(points.to(device), int(k), int(seed))
 
     # Pass 2: each style layer's input energy per part.
@@ -204,9 +203,8 @@ def compute_parts(G: torch.nn.Module, k: int = 8, n_samples: int = 64, block: Op
             masks = _soft_masks(labels, int(k), x.shape[-1])
             energy_in[j] += torch.einsum("nkhw,nchw->kc", masks, energy).double()
             energy_all[j] += energy.sum((0, 2, 3)).double()
-        if progress is not None:
-            done = min((i + 1) * batch_size, len(seeds))
-            progress(0.5 + 0.5 * (i + 1) / len(batches), f"channel shares from {done} images")
+        done = min((i + 1) * batch_size, len(seeds))
+        report(progress, 0.5 + 0.5 * (i + 1) / len(batches), f"channel shares from {done} images")
     contributions = [(e / a.clamp(min=1e-30)).float().cpu().numpy() for e, a in zip(energy_in, energy_all)]
     return PartModel(block=block, centroids=centroids.cpu().numpy(), contributions=contributions,
                      n_samples=int(n_samples), seed=int(seed))
@@ -247,15 +245,14 @@ def cached_parts(G: torch.nn.Module, model_key: str, k: int = 8, n_samples: int 
                  **synthesis_kwargs: object) -> PartModel:
     """compute_parts, kept on disk per model and settings so it runs once."""
     block = block or default_block(G)
-    blocks = [f"b{res}" for res in getattr(G.synthesis, "block_resolutions", [])]
+    blocks = feature_blocks(G)
     if block not in blocks:
         raise ValueError(f"unknown feature block {block[:40]!r}: this model has {', '.join(blocks)}")
     path = parts_cache_path(model_key, block, k, n_samples, seed, truncation_psi)
     if path.is_file():
         parts = _load(path)
         if parts is not None and [c.shape[1] for c in parts.contributions] == [l.channels for l in style_layers(G)]:
-            if progress is not None:
-                progress(1.0, "parts loaded from the cache")
+            report(progress, 1.0, "parts loaded from the cache")
             return parts
     parts = compute_parts(G, k, n_samples, block, seed, truncation_psi, progress=progress, **synthesis_kwargs)
     try:
@@ -371,3 +368,13 @@ def render_confined(G: torch.nn.Module, target: Sequence[torch.Tensor], edited: 
     mixed = replace_submodules(G.synthesis, blends)(ws, **synthesis_kwargs)
     plain = synthesize_from_styles(G, target, **synthesis_kwargs)
     return torch.lerp(plain, mixed, at(G.img_resolution))
+
+
+@torch.no_grad()
+def part_overview(G: torch.nn.Module, ws: torch.Tensor, parts: PartModel,
+                  **synthesis_kwargs: object) -> tuple[np.ndarray, np.ndarray]:
+    """ws[0]'s image with its parts coloured over it (uint8), and each part's share of the image [k]."""
+    synthesis_kwargs.setdefault("noise_mode", "const")
+    labels = part_map(G, ws[:1], parts, **synthesis_kwargs)[0]
+    image = to_uint8(G.synthesis(ws[:1], **synthesis_kwargs))[0]
+    return overlay_parts(image, labels), np.bincount(labels.ravel(), minlength=parts.k) / labels.size

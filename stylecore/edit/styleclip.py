@@ -5,18 +5,23 @@
 - latent mappers (styleclip_mapper): released per-prompt mappers.
 
 S codes come from stylecore.codes.stylespace (the issue names latents.py; S lives in stylespace.py, beside
-the other StyleSpace code). This module adds the one-call global edit the tab and benchmark use.
+the other StyleSpace code). This module adds the one-call global edit the benchmark uses, and
+`edit_by_text`: any of the three methods as one request in, one EditResult out.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from pathlib import Path
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from stylecore.perception.clip import ClipModel
-from stylecore.edit.styleclip_global import (FS3_FILE, FS3_REPO, FS3_REVISION, RELEASED_CLIP, RELEASED_FOR, Cancelled,
+from stylecore.perception.identity import identity_embedding
+from stylecore.edit.result import EditResult, first_image, strip_of
+from stylecore.edit.styleclip_global import (FS3_NPY, RELEASED_CLIP, RELEASED_FOR,
                                              ChannelRelevance, StyleStats, apply_style_direction, auto_beta,
                                              cached_relevance, compute_relevance, prompt_templates, released_relevance,
                                              relevant_layers, select_channels, style_direction, style_stats,
@@ -25,10 +30,12 @@ from stylecore.edit.styleclip_mapper import LatentMapper, apply_mapper, load_map
 from stylecore.edit.styleclip_optimize import (OptimizeConfig, OptimizeResult, clip_loss, learning_rate,
                                                optimize_latent)
 from stylecore.codes.stylespace import synthesize_from_styles, ws_to_styles
+from stylecore.progress import Progress, ShouldStop
 
 __all__ = ["GlobalEdit", "global_direction", "global_edit", "alpha_strip",
-           "FS3_FILE", "FS3_REPO", "FS3_REVISION", "RELEASED_CLIP", "RELEASED_FOR",
-           "Cancelled", "ChannelRelevance", "StyleStats", "apply_style_direction", "auto_beta", "cached_relevance",
+           "GlobalDirectionRequest", "OptimizationRequest", "MapperRequest", "StyleClipRequest", "edit_by_text",
+           "FS3_NPY", "RELEASED_CLIP", "RELEASED_FOR",
+           "ChannelRelevance", "StyleStats", "apply_style_direction", "auto_beta", "cached_relevance",
            "compute_relevance", "prompt_templates", "released_relevance", "relevant_layers", "select_channels",
            "style_direction", "style_stats", "text_direction",
            "LatentMapper", "apply_mapper", "load_mapper", "mapper_source",
@@ -75,3 +82,80 @@ def alpha_strip(G: torch.nn.Module, ws: torch.Tensor, edit: GlobalEdit, alphas: 
     a = torch.tensor([float(x) for x in alphas], device=base[0].device)[:, None]
     styles = [s + a * d.to(s.device)[None] for s, d in zip(base, edit.delta)]
     return synthesize_from_styles(G, styles, ws[:1].expand(len(alphas), -1, -1), **synthesis_kwargs)
+
+
+@dataclass(frozen=True)
+class GlobalDirectionRequest:
+    """A global-direction edit: from `neutral` towards `target` with strength α; β None chooses itself."""
+
+    target: str
+    neutral: str = "a face"
+    alpha: float = 4.0
+    beta: Optional[float] = 0.15
+    relevance_images: int = 16  # images per channel when the relevance table has to be computed
+    strip: tuple[float, ...] = ()  # α values for a strip of images
+    clip_model: str = ""  # empty: $STYLECORE_CLIP or the default
+
+
+@dataclass(frozen=True)
+class OptimizationRequest:
+    """Latent optimisation towards `target`; an identity loss when config.id_lambda > 0."""
+
+    target: str
+    config: OptimizeConfig = OptimizeConfig(id_lambda=0.0)
+    identity_weights: str = ""  # face-recognition weights; empty: $STYLECORE_ID_WEIGHTS or the Hub card
+    clip_model: str = ""
+
+
+@dataclass(frozen=True)
+class MapperRequest:
+    """A released latent mapper (a .pt path or hf://owner/repo/file.pt) applied with `strength`."""
+
+    mapper: str
+    strength: float = 1.0
+    strip: tuple[float, ...] = ()  # strengths for a strip of images
+
+
+StyleClipRequest = Union[GlobalDirectionRequest, OptimizationRequest, MapperRequest]
+
+
+@torch.no_grad()
+def edit_by_text(G: torch.nn.Module, ws: torch.Tensor, request: StyleClipRequest, *, clip: Optional[ClipModel] = None,
+                 table: Optional[ChannelRelevance] = None, mapper: Optional[LatentMapper] = None,
+                 identity: Optional[torch.nn.Module] = None, progress: Progress = None,
+                 should_stop: ShouldStop = None, **synthesis_kwargs: object) -> EditResult:
+    """Edit `ws` [1, num_ws, w_dim] as `request` says, with what that method needs: CLIP and the relevance
+    table (global direction), CLIP and optionally an identity network (optimisation), the mapper."""
+    synthesis_kwargs.setdefault("noise_mode", "const")
+    before = first_image(G.synthesis(ws, **synthesis_kwargs))
+    started = time.perf_counter()
+    if isinstance(request, GlobalDirectionRequest):
+        edit = global_direction(G, clip, table, request.target, request.neutral, request.beta)
+        styles, after = global_edit(G, ws, edit, request.alpha, **synthesis_kwargs)
+        summary = (f"Global direction '{request.target.strip()[:80]}' from '{request.neutral.strip()[:80]}': "
+                   f"α {request.alpha:g}, β {edit.beta:g}, **{edit.channels} channels moved** ({table.source})")
+        strip = strip_of(alpha_strip(G, ws, edit, request.strip, **synthesis_kwargs), request.strip) \
+            if request.strip else []
+        return EditResult("Global direction", summary, before, first_image(after), ws, styles, strip,
+                          time.perf_counter() - started)
+    if isinstance(request, OptimizationRequest):
+        embed = None if identity is None else (lambda images: identity_embedding(identity, images))
+        result = optimize_latent(G, clip, ws, request.target, request.config, identity=embed, progress=progress,
+                                 should_stop=should_stop, **synthesis_kwargs)
+        id_note = f"identity loss λ {request.config.id_lambda:g}" if embed is not None else "identity loss off"
+        summary = (f"Latent optimization towards '{request.target.strip()[:80]}': {request.config.steps} steps, "
+                   f"CLIP loss {result.clip_losses[0]:.4f} → {result.clip_losses[-1]:.4f} ({id_note})")
+        after = first_image(G.synthesis(result.ws, **synthesis_kwargs))
+        return EditResult("Latent optimization", summary, before, after, result.ws,
+                          seconds=time.perf_counter() - started)
+    if isinstance(request, MapperRequest):
+        new_ws = apply_mapper(mapper, ws, request.strength)
+        summary = f"Latent mapper '{mapper.description or Path(request.mapper).name}' × {request.strength:g}"
+        after = first_image(G.synthesis(new_ws, **synthesis_kwargs))
+        strip = []
+        if request.strip:
+            strip_ws = torch.cat([apply_mapper(mapper, ws, v) for v in request.strip])
+            strip = strip_of(G.synthesis(strip_ws, **synthesis_kwargs), request.strip)
+        return EditResult("Latent mapper", summary, before, after, new_ws, strip=strip,
+                          seconds=time.perf_counter() - started)
+    raise ValueError(f"unknown StyleCLIP request {type(request).__name__}")

@@ -13,31 +13,28 @@ official FFHQ-1024 config-f network the released `fs3.npy` is used instead: same
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
 from stylecore.perception.clip import ClipModel, clean_prompt
-from stylecore.engine.assets import atomic_write, editing_cache_dir, fetch_file
+from stylecore.engine.assets import atomic_write, editing_cache_dir, fetch_asset
+from stylecore.engine.zoo import builtin_file
 from stylecore.codes.latents import seeds_to_ws
 from stylecore.codes.stylespace import StyleLayer, style_layers, synthesize_from_styles, ws_to_styles
+from stylecore.progress import ByteProgress, Cancelled, Progress, ShouldStop, report, stop_requested
 
-__all__ = ["Cancelled", "prompt_templates", "text_direction", "StyleStats", "style_stats", "ChannelRelevance",
+__all__ = ["prompt_templates", "text_direction", "StyleStats", "style_stats", "ChannelRelevance",
            "relevant_layers", "select_channels", "auto_beta", "style_direction", "apply_style_direction",
            "compute_relevance", "cached_relevance", "released_relevance", "RELEASED_FOR", "RELEASED_CLIP",
-           "FS3_REPO", "FS3_FILE", "FS3_REVISION"]
+           "FS3_NPY"]
 
-Progress = Optional[Callable[[float, str], None]]
-ShouldStop = Optional[Callable[[], bool]]
-
-FS3_REPO, FS3_FILE = "rinong/stylegan-nada-models", "fs3.npy"
-FS3_REVISION = "dd12f4d3c46e10ba576962aa13ccca1b80e24565"  # a commit holding fs3.npy (added in 49931f1)
+FS3_NPY = builtin_file("styleclip-fs3")  # StyleCLIP's released channel relevance table
 # Model cards of the network fs3.npy was computed for (official StyleGAN2 FFHQ 1024 config-f).
 RELEASED_FOR = frozenset({"sg2-ffhq-1024-tf", "sg2-ffhq-1024-tf-hub", "sg2-ffhq-1024-rosinality"})
 # The CLIP fs3.npy was computed with (OpenAI ViT-B/32), under the ids stylecore.perception.clip knows it by.
@@ -45,11 +42,6 @@ RELEASED_CLIP = frozenset({"openai-vit-b-32", "hf-hub:timm/vit_base_patch32_clip
 RELEASED_LAYOUT = (512,) * 15 + (256,) * 3 + (128,) * 3 + (64,) * 3 + (32,) * 2
 
 
-class Cancelled(Exception):
-    """The user stopped a long computation; partial work that can be resumed has been saved."""
-
-
-@functools.lru_cache(maxsize=1)
 def prompt_templates() -> tuple[str, ...]:
     """CLIP's 80 ImageNet prompt templates less 'a photo of many {}.' (the 79 StyleCLIP uses)."""
     from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
@@ -57,7 +49,6 @@ def prompt_templates() -> tuple[str, ...]:
     return tuple(t for t in (f("{}") for f in OPENAI_IMAGENET_TEMPLATES) if t != "a photo of many {}.")
 
 
-@functools.lru_cache(maxsize=256)
 def _prompt_embedding(clip: ClipModel, prompt: str, templates: Sequence[str]) -> torch.Tensor:
     feats = clip.encode_text([t.format(prompt) for t in templates])
     return torch.nn.functional.normalize(feats.mean(0), dim=0)
@@ -212,9 +203,8 @@ def compute_relevance(G: torch.nn.Module, clip: ClipModel, stats: StyleStats, n_
                                    synthesis_kwargs)
         fs[done:done + len(batch)] = rows.cpu().numpy()
         done += len(batch)
-        if progress is not None:
-            progress(done / len(todo), f"channel relevance: {done} of {len(todo)} channels")
-        stop_now = should_stop is not None and should_stop()
+        report(progress, done / len(todo), f"channel relevance: {done} of {len(todo)} channels")
+        stop_now = stop_requested(should_stop)
         if checkpoint is not None and (stop_now or done - last_saved >= 64 or done == len(todo)):
             _save_partial(Path(checkpoint), fs, done, meta)
             last_saved = done
@@ -294,14 +284,14 @@ def cached_relevance(G: torch.nn.Module, model_key: str, clip: ClipModel, n_imag
 
 
 def released_relevance(G: torch.nn.Module, card_id: str, model_key: str, clip_name: str,
-                       progress: Optional[Callable] = None, stat_samples: int = 100_000
+                       progress: ByteProgress = None, stat_samples: int = 100_000
                        ) -> Optional[ChannelRelevance]:
     """The released fs3.npy (with S statistics of this network) when G and the CLIP model are the
     ones it was made with; None otherwise."""
     if card_id not in RELEASED_FOR or clip_name not in RELEASED_CLIP \
             or tuple(l.channels for l in style_layers(G)) != RELEASED_LAYOUT:
         return None
-    fs = np.load(fetch_file(FS3_REPO, FS3_FILE, revision=FS3_REVISION, progress=progress),
+    fs = np.load(fetch_asset(FS3_NPY, progress=progress),
                  allow_pickle=False).astype(np.float32)
     layers = tuple(l.index for l in relevant_layers(G))
     _check_table(G, fs, layers)
@@ -319,4 +309,4 @@ def released_relevance(G: torch.nn.Module, card_id: str, model_key: str, clip_na
                 np.savez(f, **_stats_arrays(stats))
 
         atomic_write(stats_path, write)
-    return ChannelRelevance(fs, layers, stats, f"released {FS3_REPO}/{FS3_FILE}")
+    return ChannelRelevance(fs, layers, stats, f"released {FS3_NPY.repo_id}/{FS3_NPY.filename}")

@@ -15,11 +15,9 @@ from typing import Callable, Optional
 import torch
 
 from stylecore.perception.clip import ClipModel, clean_prompt
-from stylecore.edit.styleclip_global import Cancelled
+from stylecore.progress import Cancelled, Progress, ShouldStop, report, stop_requested
 
 __all__ = ["OptimizeConfig", "OptimizeResult", "learning_rate", "clip_loss", "optimize_latent"]
-
-Progress = Optional[Callable[[float, str], None]]
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ def clip_loss(clip: ClipModel, images: torch.Tensor, text_features: torch.Tensor
 def optimize_latent(G: torch.nn.Module, clip: ClipModel, ws: torch.Tensor, prompt: str,
                     config: OptimizeConfig = OptimizeConfig(),
                     identity: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                    progress: Progress = None, should_stop: Optional[Callable[[], bool]] = None,
+                    progress: Progress = None, should_stop: ShouldStop = None,
                     **synthesis_kwargs: object) -> OptimizeResult:
     """Optimise W+ code(s) `ws` [N, num_ws, w_dim] towards `prompt`; G stays frozen.
 
@@ -85,7 +83,7 @@ def optimize_latent(G: torch.nn.Module, clip: ClipModel, ws: torch.Tensor, promp
             with torch.no_grad():
                 id_target = identity(G.synthesis(w0, **synthesis_kwargs)).detach()
         for i in range(steps):
-            if should_stop is not None and should_stop():
+            if stop_requested(should_stop):
                 raise Cancelled(f"stopped after {i} of {steps} steps")
             for group in opt.param_groups:
                 group["lr"] = learning_rate(i / steps, config.lr)
@@ -99,7 +97,6 @@ def optimize_latent(G: torch.nn.Module, clip: ClipModel, ws: torch.Tensor, promp
             opt.step()
             result.clip_losses.append(float(c_loss.detach()))
             result.losses.append(float(loss.detach()))
-            if progress is not None:
-                progress((i + 1) / steps, f"step {i + 1} of {steps}: CLIP loss {result.clip_losses[-1]:.4f}")
+            report(progress, (i + 1) / steps, f"step {i + 1} of {steps}: CLIP loss {result.clip_losses[-1]:.4f}")
     result.ws = w.detach()
     return result

@@ -12,18 +12,18 @@ energy inside and outside the region is estimated for all channels at once with 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
 from stylecore.codes.latents import seeds_to_ws
 from stylecore.codes.stylespace import StyleLayer, style_layers, synthesize_from_styles, ws_to_styles
+from stylecore.progress import Progress, report
 
 __all__ = ["KnownChannel", "FFHQ_CHANNELS", "FFHQ_1024_LAYOUT", "known_channels_fit", "style_std",
            "edit_channel", "edit_channels", "ChannelScore", "region_mask", "locate_channels"]
 
-Progress = Optional[Callable[[float, str], None]]
 
 
 @dataclass(frozen=True)
@@ -218,8 +218,7 @@ def _gradient_energy(G, ws, base, chosen, sigma, m, probes, seed, progress, kwar
                 grads = torch.autograd.grad((img * g * region).sum(), wanted, retain_graph=True)
                 for a, gr in zip(acc, grads):
                     a += gr[0].square()
-            if progress is not None:
-                progress((k + 1) / probes, f"gradient probe {k + 1} of {probes}")
+            report(progress, (k + 1) / probes, f"gradient probe {k + 1} of {probes}")
     scale = [sigma[l.index].square() / probes for l in chosen]
     return [a * s for a, s in zip(inside, scale)], [a * s for a, s in zip(outside, scale)]
 
@@ -239,8 +238,7 @@ def _perturbation_change(G, ws, base, chosen, sigma, m, amount, batch_size, prog
         change = (synthesize_from_styles(G, styles, ws.expand(n, -1, -1), **kwargs) - reference).abs().sum(1)
         inside += (change * m).sum((1, 2)).tolist()
         outside += (change * (1 - m)).sum((1, 2)).tolist()
-        if progress is not None:
-            progress(min(start + n, len(todo)) / len(todo), f"rendered {start + n} of {len(todo)} channels")
+        report(progress, min(start + n, len(todo)) / len(todo), f"rendered {start + n} of {len(todo)} channels")
     sizes = np.cumsum([0] + [l.channels for l in chosen])
     split = lambda values: [torch.tensor(values[a:b]) for a, b in zip(sizes[:-1], sizes[1:])]  # noqa: E731
     return split(inside), split(outside)

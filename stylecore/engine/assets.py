@@ -1,57 +1,30 @@
-"""Where editing data comes from and where it is kept: a small registry of Hub-hosted editing files
-(fetched lazily through stylecore.engine.hub, so they share its cache, offline mode and error messages) and
-the per-model cache folder for what the editing methods compute (PCA, k-means parts).
+"""Where editing data comes from and where it is kept: the editing files among the built-in
+`RemoteFile`s (fetched lazily through stylecore.engine.hub, so they share its cache, offline mode and
+error messages), any other Hub file by name, and the per-model cache folder for what the editing
+methods compute (PCA, k-means parts).
 """
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from stylecore.engine import hub
+from stylecore.engine.remote import RemoteFile
+from stylecore.engine.zoo import BUILTIN_FILES
 from stylecore.formats.cache import atomic_write, cache_dir
-from stylecore.engine.zoo import ModelCard
+from stylecore.progress import ByteProgress
 
-__all__ = ["EditingAsset", "EDITING_ASSETS", "asset", "fetch_file", "fetch_asset", "editing_cache_dir",
-           "model_cache_key", "atomic_write"]
+__all__ = ["EDITING_ASSETS", "asset", "fetch_file", "fetch_asset", "editing_cache_dir", "model_cache_key",
+           "atomic_write"]
 
-Progress = Optional[Callable[[int, Optional[int], str], None]]
-
-
-@dataclass(frozen=True)
-class EditingAsset:
-    """One editing file on the Hub and which generator it was made for."""
-
-    id: str
-    title: str
-    repo_id: str
-    filename: str
-    repo_type: str = "model"
-    revision: Optional[str] = None
-    kind: str = "interfacegan"  # what reads it: "interfacegan" (a direction in W)
-    fits: str = ""  # the generator whose W space it lives in
-    license: str = ""
+# InterFaceGAN's boundaries for StyleGAN2 FFHQ 1024 (W space), as listed in the built-in cards file.
+EDITING_ASSETS: tuple[RemoteFile, ...] = tuple(f for f in BUILTIN_FILES if f.id.startswith("interfacegan-"))
 
 
-_IFG_SPACE = "ybelkada/interfacegan_pp"
-_IFG_REV = "4d6b877a367cccdc695a18148a78017a5d92ec5b"  # the Space's commit that added the boundaries
-_IFG_FITS = "StyleGAN2 FFHQ 1024 (config-f), W space, w_dim 512"
-_IFG_LICENSE = "InterFaceGAN code MIT; boundaries as hosted in the Space (license not stated there)"
-
-# reference/hub_models.md, "Editing data": seen in the Space's file listing, [1, 512] float arrays.
-EDITING_ASSETS: tuple[EditingAsset, ...] = tuple(
-    EditingAsset(id=f"interfacegan-{name.lower()}", title=f"InterFaceGAN: {label}", repo_id=_IFG_SPACE,
-                 filename=f"boundaries/stylegan2_ffhq/boundary_{name}.npy", repo_type="space", revision=_IFG_REV,
-                 fits=_IFG_FITS, license=_IFG_LICENSE)
-    for name, label in (("Bald", "bald"), ("Eyeglasses", "eyeglasses"), ("Hat", "hat"),
-                        ("Mustache", "mustache"), ("Smiling", "smile"), ("Young", "age (young)"))
-)
-
-
-def asset(asset_id: str) -> EditingAsset:
-    """The registered asset with this id; the error lists the ids there are."""
+def asset(asset_id: str) -> RemoteFile:
+    """The editing file with this id; the error lists the ids there are."""
     for item in EDITING_ASSETS:
         if item.id == asset_id:
             return item
@@ -59,17 +32,17 @@ def asset(asset_id: str) -> EditingAsset:
 
 
 def fetch_file(repo_id: str, filename: str, repo_type: str = "model", revision: Optional[str] = None,
-               progress: Progress = None, label: Optional[str] = None) -> Path:
-    """A Hub file as a local path, through the same cache, offline handling and errors as model files."""
-    ident = label or re.sub(r"[^a-z0-9._-]+", "-", f"{repo_id}-{filename}".lower()).strip("-._") or "file"
-    card = ModelCard(id=ident, title=ident, repo_id=repo_id, filename=filename, repo_type=repo_type,
-                     revision=revision)
-    return hub.fetch(card, progress=progress)
+               progress: ByteProgress = None) -> Path:
+    """A Hub file named by hand as a local path, through the same cache, offline handling and errors as
+    model files."""
+    ident = re.sub(r"[^a-z0-9._-]+", "-", f"{repo_id}-{filename}".lower()).strip("-._") or "file"
+    file = RemoteFile(id=ident, repo_id=repo_id, filename=filename, repo_type=repo_type, revision=revision)
+    return hub.fetch(file, progress=progress)
 
 
-def fetch_asset(item: EditingAsset, progress: Progress = None) -> Path:
-    """Download (once) and return a registered editing file."""
-    return fetch_file(item.repo_id, item.filename, item.repo_type, item.revision, progress, label=item.id)
+def fetch_asset(item: RemoteFile, progress: ByteProgress = None) -> Path:
+    """Download (once) and return a built-in file."""
+    return hub.fetch(item, progress=progress)
 
 
 def editing_cache_dir(model_key: str) -> Path:

@@ -1,4 +1,4 @@
-"""A model card's https URL (NVIDIA's NGC and CDN) -> a verified local file in the download cache.
+"""A `RemoteFile`'s https URL (NVIDIA's NGC and CDN) -> a verified local file in the download cache.
 
 NVIDIA serves its official networks publicly over https but publishes no size or checksum, its
 servers redirect, are slow, sometimes hang, and sometimes answer 200 with a JSON or HTML page instead
@@ -12,13 +12,13 @@ of the file. So here:
   and nothing is cached;
 * the size and SHA-256 are recorded beside the file at the first download. Each later use checks the
   size, and the process's first use of a file checks the SHA-256 too, so a file changed on disk is
-  caught before it is read. A card's own `sha256`/`size` (when known) must match, or the file is refused;
+  caught before it is read. The file's own `sha256`/`size` (when known) must match, or it is refused;
 * only hosts on the allow-list are contacted (NVIDIA's two by default; more through a models file's
   `allowed_hosts`), and `STYLECORE_URL_MIRRORS` rewrites URL prefixes to a mirror (tests stand a local
   server in for NGC this way); a mirror's host counts as allowed, since the user named it;
 * offline mode (HF_HUB_OFFLINE) is respected like for Hub files: a cached file is used, nothing else.
 
-Every failure is a `stylecore.engine.hub.ModelUnavailable` with the URL and a remedy.
+Every failure is a `stylecore.engine.remote.ModelUnavailable` with the URL and a remedy.
 """
 from __future__ import annotations
 
@@ -31,15 +31,14 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Optional
+from typing import Iterable, Optional
 
-if TYPE_CHECKING:
-    from stylecore.engine.zoo import ModelCard
+from stylecore.engine.remote import ModelUnavailable, RemoteFile, offline_mode
+from stylecore.progress import ByteProgress
 
 __all__ = ["DEFAULT_HOSTS", "ENV_MIRRORS", "allow_hosts", "allowed_hosts", "downloads_dir", "fetch_url",
            "file_sha256", "mirrored_url", "remove_files", "url_local_file"]
 
-Progress = Callable[[int, Optional[int], str], None]
 DEFAULT_HOSTS = frozenset({"api.ngc.nvidia.com", "nvlabs-fi-cdn.nvidia.com"})
 ENV_MIRRORS = "STYLECORE_URL_MIRRORS"
 ENV_TIMEOUT = "STYLECORE_URL_TIMEOUT"  # seconds to connect, and to wait for each piece of the body
@@ -128,9 +127,9 @@ def _read_record(path: Path) -> Optional[dict]:
 # state without network
 
 
-def url_local_file(card: "ModelCard") -> Optional[Path]:
-    """The card's downloaded file when it is in the cache with its record and the recorded size."""
-    path = _entry(card.url or "")
+def url_local_file(file: RemoteFile) -> Optional[Path]:
+    """The file, when it is in the download cache with its record and the recorded size."""
+    path = _entry(file.url or "")
     record = _read_record(path)
     try:
         size = path.stat().st_size
@@ -161,21 +160,15 @@ def remove_files(*paths: Path) -> None:
             pass
 
 
-def _unavailable(card: "ModelCard", kind: str, reason: str, remedy: str) -> Exception:
-    from stylecore.engine.hub import ModelUnavailable
-
-    return ModelUnavailable(card, kind, reason, remedy)
-
-
-def _check_expected(card: "ModelCard", size: int, sha: str) -> Optional[str]:
-    if card.size and size != card.size:
-        return f"it has {size:,} bytes, but the card expects {card.size:,} bytes"
-    if card.sha256 and sha != card.sha256:
-        return f"its SHA-256 is {sha[:12]}... but the card expects {card.sha256[:12]}..."
+def _check_expected(file: RemoteFile, size: int, sha: str) -> Optional[str]:
+    if file.size and size != file.size:
+        return f"it has {size:,} bytes, but the card expects {file.size:,} bytes"
+    if file.sha256 and sha != file.sha256:
+        return f"its SHA-256 is {sha[:12]}... but the card expects {file.sha256[:12]}..."
     return None
 
 
-def _verify_cached(card: "ModelCard", path: Path, progress: Optional[Progress]) -> Path:
+def _verify_cached(file: RemoteFile, path: Path, progress: ByteProgress) -> Path:
     """A cached file: its size every time, its SHA-256 on this process's first use (or after a change)."""
     record = _read_record(path) or {}
     stat = path.stat()
@@ -184,29 +177,29 @@ def _verify_cached(card: "ModelCard", path: Path, progress: Optional[Progress]) 
         known = _verified.get(key)
     if known is None:
         if progress is not None:
-            progress(stat.st_size, stat.st_size, f"checking {_file_name(card.url or '')}")
+            progress(stat.st_size, stat.st_size, f"checking {_file_name(file.url or '')}")
         known = file_sha256(path) if stat.st_size == record.get("size") else ""
     problem = None
     if stat.st_size != record.get("size") or known != record.get("sha256"):
         problem = (f"the cached file {path} no longer matches what was downloaded "
                    f"({stat.st_size:,} bytes, recorded {record.get('size', 0):,}; the SHA-256 differs)")
     else:
-        mismatch = _check_expected(card, stat.st_size, known)
+        mismatch = _check_expected(file, stat.st_size, known)
         problem = f"the cached file {path} is not the file this card was made for: {mismatch}" if mismatch else None
     if problem:
         remove_files(path, _record_path(path))
-        raise _unavailable(card, "corrupt", problem + "; it was removed", "use the model again to download it anew")
+        raise ModelUnavailable(file, "corrupt", problem + "; it was removed", "use the model again to download it anew")
     with _lock:
         _verified[key] = known
     if progress is not None:
-        progress(stat.st_size, stat.st_size, f"{_file_name(card.url or '')} is in the cache")
+        progress(stat.st_size, stat.st_size, f"{_file_name(file.url or '')} is in the cache")
     return path
 
 
 class _Bar:
     """The progress object pooch drives (`total`, `update`, `reset`, `close`), forwarding to `progress`."""
 
-    def __init__(self, progress: Optional[Progress], label: str):
+    def __init__(self, progress: ByteProgress, label: str):
         self.progress, self.label, self.total, self.done = progress, label, None, 0
 
     def update(self, n: int) -> None:
@@ -233,7 +226,7 @@ def _stalled(exc: BaseException) -> bool:
     return isinstance(exc, requests.ConnectionError) and any(isinstance(a, ReadTimeoutError) for a in exc.args)
 
 
-def _explain(card: "ModelCard", url: str, exc: BaseException) -> Exception:
+def _explain(file: RemoteFile, url: str, exc: BaseException) -> Exception:
     import requests
 
     retry = "retry later; NVIDIA's servers are sometimes slow or busy"
@@ -242,35 +235,36 @@ def _explain(card: "ModelCard", url: str, exc: BaseException) -> Exception:
     if isinstance(exc, requests.HTTPError):
         code = getattr(exc.response, "status_code", None)
         if code == 404:
-            return _unavailable(card, "file-not-found", f"the server answered 404: there is no file at {url}",
-                                "check the URL in the card or the spec")
+            return ModelUnavailable(file, "file-not-found", f"the server answered 404: there is no file at {url}",
+                                    "check the URL in the card or the spec")
         if code in (401, 403):
-            return _unavailable(card, "auth", f"the server refused access to {url} (HTTP {code})",
-                                f"{retry}, {manual}")
-        return _unavailable(card, "hub-error", f"the server answered HTTP {code} for {url}", f"{retry}, {manual}")
+            return ModelUnavailable(file, "auth", f"the server refused access to {url} (HTTP {code})",
+                                    f"{retry}, {manual}")
+        return ModelUnavailable(file, "hub-error", f"the server answered HTTP {code} for {url}", f"{retry}, {manual}")
     if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
-        return _unavailable(card, "incomplete", f"the download of {url} broke off {ATTEMPTS} times; nothing was kept",
-                            f"{retry}, {manual}")
+        return ModelUnavailable(file, "incomplete",
+                                f"the download of {url} broke off {ATTEMPTS} times; nothing was kept",
+                                f"{retry}, {manual}")
     if isinstance(exc, requests.Timeout) or _stalled(exc):
-        return _unavailable(card, "timeout", f"{url} did not answer within {_timeout():g} s ({ENV_TIMEOUT})",
-                            f"{retry} (or raise {ENV_TIMEOUT}), {manual}")
+        return ModelUnavailable(file, "timeout", f"{url} did not answer within {_timeout():g} s ({ENV_TIMEOUT})",
+                                f"{retry} (or raise {ENV_TIMEOUT}), {manual}")
     if isinstance(exc, requests.ConnectionError):
-        return _unavailable(card, "offline", f"{urllib.parse.urlsplit(url).netloc} could not be reached ({exc})",
-                            f"connect to the internet and retry, {manual}")
+        return ModelUnavailable(file, "offline", f"{urllib.parse.urlsplit(url).netloc} could not be reached ({exc})",
+                                f"connect to the internet and retry, {manual}")
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EPERM):
-        return _unavailable(card, "disk", f"the file could not be written to {downloads_dir()}: {exc.strerror}",
-                            "free disk space or set STYLECORE_CACHE to a writable folder with room")
-    return _unavailable(card, "hub-error", f"downloading {url} failed ({type(exc).__name__}: {exc})",
-                        f"{retry}, {manual}")
+        return ModelUnavailable(file, "disk", f"the file could not be written to {downloads_dir()}: {exc.strerror}",
+                                "free disk space or set STYLECORE_CACHE to a writable folder with room")
+    return ModelUnavailable(file, "hub-error", f"downloading {url} failed ({type(exc).__name__}: {exc})",
+                            f"{retry}, {manual}")
 
 
-def _transfer(card: "ModelCard", url: str, part: Path, progress: Optional[Progress]) -> None:
+def _transfer(file: RemoteFile, url: str, part: Path, progress: ByteProgress) -> None:
     """Stream `url` into `part`, restarting a transfer that breaks off mid-file (pooch does the HTTP)."""
     import pooch
     import requests
 
     timeout = _timeout()
-    label = _file_name(card.url or url)
+    label = _file_name(file.url or url)
     for attempt in range(1, ATTEMPTS + 1):
         bar = _Bar(progress, label)
         # identity: a compressed body would be decoded to another size than the announced one
@@ -292,60 +286,59 @@ def _transfer(card: "ModelCard", url: str, part: Path, progress: Optional[Progre
         return
 
 
-def fetch_url(card: "ModelCard", progress: Optional[Progress] = None, refresh: bool = False) -> Path:
-    """The card's file, downloaded on first use into the download cache and verified; see the module doc.
+def fetch_url(file: RemoteFile, progress: ByteProgress = None, refresh: bool = False) -> Path:
+    """The file, downloaded on first use into the download cache and verified; see the module doc.
     Concurrent calls for one URL download it once (the others wait, then use the cached file)."""
     with _lock:
-        url_lock = _url_locks.setdefault(card.url or "", threading.Lock())
+        url_lock = _url_locks.setdefault(file.url or "", threading.Lock())
     with url_lock:
-        return _fetch_url(card, progress, refresh)
+        return _fetch_url(file, progress, refresh)
 
 
-def _fetch_url(card: "ModelCard", progress: Optional[Progress], refresh: bool) -> Path:
-    from stylecore.engine.hub import offline_mode
-
-    url = card.url or ""
+def _fetch_url(file: RemoteFile, progress: ByteProgress, refresh: bool) -> Path:
+    url = file.url or ""
     actual = mirrored_url(url)
     parts = urllib.parse.urlsplit(actual)
     host = (parts.hostname or "").lower()
     if actual == url and (parts.scheme != "https" or host not in allowed_hosts()):
         what = "is not https" if parts.scheme != "https" else f"is on {host}, which is not an allowed host"
-        raise _unavailable(card, "not-allowed", f"the address {url} {what}",
-                           "models files may allow more hosts with allowed_hosts = [\"host\"] (https only); "
-                           f"allowed now: {', '.join(sorted(allowed_hosts()))}")
+        raise ModelUnavailable(file, "not-allowed", f"the address {url} {what}",
+                               "models files may allow more hosts with allowed_hosts = [\"host\"] (https only); "
+                               f"allowed now: {', '.join(sorted(allowed_hosts()))}")
     path = _entry(url)
-    if not refresh and url_local_file(card) is not None:
-        return _verify_cached(card, path, progress)
+    if not refresh and url_local_file(file) is not None:
+        return _verify_cached(file, path, progress)
     if offline_mode():
-        raise _unavailable(card, "offline", f"offline mode is on (HF_HUB_OFFLINE) and {url} is not in the cache "
-                           f"{downloads_dir()}", "unset HF_HUB_OFFLINE and retry, or download the file yourself and "
-                           "point the card's local_path at it")
+        raise ModelUnavailable(file, "offline",
+                               f"offline mode is on (HF_HUB_OFFLINE) and {url} is not in the cache {downloads_dir()}",
+                               "unset HF_HUB_OFFLINE and retry, or download the file yourself and "
+                               "point the card's local_path at it")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
         os.close(fd)
     except OSError as exc:
-        raise _explain(card, url, exc) from exc
+        raise _explain(file, url, exc) from exc
     part = Path(name)
     try:
         if progress is not None:
             progress(0, None, f"connecting to {host}")
-        _transfer(card, actual, part, progress)
+        _transfer(file, actual, part, progress)
         with open(part, "rb") as f:
             head = f.read(64)
         if not head.startswith(_CHECKPOINT_MAGIC):
             kind = "a JSON document" if head.lstrip().startswith((b"{", b"[")) else \
                 "an HTML page" if head.lstrip()[:1] == b"<" else "not a checkpoint"
-            raise _unavailable(card, "not-a-checkpoint", f"the server sent {kind} instead of the file for {url} "
-                               f"(it begins {head[:40]!r}); nothing was cached",
-                               "retry later (NGC sometimes answers with a status page), or download the file "
-                               "in a browser and point the card's local_path at it")
+            raise ModelUnavailable(file, "not-a-checkpoint", f"the server sent {kind} instead of the file for {url} "
+                                   f"(it begins {head[:40]!r}); nothing was cached",
+                                   "retry later (NGC sometimes answers with a status page), or download the file "
+                                   "in a browser and point the card's local_path at it")
         size, sha = part.stat().st_size, file_sha256(part)
-        mismatch = _check_expected(card, size, sha)
+        mismatch = _check_expected(file, size, sha)
         if mismatch:
-            raise _unavailable(card, "corrupt", f"the file downloaded from {url} is not the one this card was "
-                               f"made for: {mismatch}; it was discarded", "the file upstream changed: check the "
-                               "card, or remove its sha256/size if the new file is wanted")
+            raise ModelUnavailable(file, "corrupt", f"the file downloaded from {url} is not the one this card was "
+                                   f"made for: {mismatch}; it was discarded", "the file upstream changed: check the "
+                                   "card, or remove its sha256/size if the new file is wanted")
         record = {"url": url, "size": size, "sha256": sha, "downloaded": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                       time.gmtime())}
         _record_path(path).write_text(json.dumps(record, indent=1))  # first: a file without its record is no entry
@@ -354,12 +347,10 @@ def _fetch_url(card: "ModelCard", progress: Optional[Progress], refresh: bool) -
         with _lock:
             _verified[(str(path), stat.st_size, stat.st_mtime_ns)] = sha
     except BaseException as exc:  # an interrupt too: never leave a half file behind
-        from stylecore.engine.hub import ModelUnavailable
-
         part.unlink(missing_ok=True)
         if isinstance(exc, ModelUnavailable) or not isinstance(exc, Exception):
             raise
-        raise _explain(card, url, exc) from exc
+        raise _explain(file, url, exc) from exc
     if progress is not None:
         progress(size, size, f"{_file_name(url)} is ready")
     return path

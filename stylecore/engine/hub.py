@@ -1,5 +1,5 @@
-"""Model card -> local checkpoint file, through huggingface_hub's cache (or, for https URL cards,
-`stylecore.engine.downloads`); honest errors when it can't.
+"""A `RemoteFile` (or a model card) -> a local file: Hub files through huggingface_hub's cache, https
+files through `stylecore.engine.downloads`, local paths as they are; honest errors when it can't.
 
 Nothing here runs at import: `huggingface_hub` is imported on first use, and a file is only
 downloaded by `fetch`. huggingface_hub reads HF_ENDPOINT, HF_HUB_OFFLINE and the cache folder
@@ -8,8 +8,8 @@ call and passes them explicitly, so the app and the tests can change them at run
 
 huggingface_hub does not check downloaded bytes against the Hub's SHA-256 on the plain HTTP
 path (only the size), so `fetch` hashes a freshly downloaded LFS blob itself and removes it
-from the cache when it does not match. A card that knows its file's SHA-256 (the published one)
-refuses any other file: a changed upstream file never loads silently.
+from the cache when it does not match. A file whose SHA-256 is known (the published one)
+refuses any other bytes: a changed upstream file never loads silently.
 """
 from __future__ import annotations
 
@@ -17,19 +17,19 @@ import errno
 import os
 import re
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
-from stylecore.engine.downloads import file_sha256, remove_files
+from stylecore.engine.downloads import fetch_url, file_sha256, remove_files, url_local_file
+from stylecore.engine.remote import ModelUnavailable, RemoteFile, offline_mode
 from stylecore.engine.zoo import ModelCard
+from stylecore.progress import ByteProgress
 
 # huggingface_hub sends a telemetry request to the Hub on first use unless this is set before it
 # is imported; an offline or private deployment should not reach out for that.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-__all__ = ["ModelUnavailable", "Progress", "local_file", "download_state", "fetch", "hub_cache_dir",
-           "hub_endpoint", "offline_mode", "truthy"]
+__all__ = ["local_file", "download_state", "fetch", "hub_cache_dir", "hub_endpoint"]
 
-Progress = Callable[[int, Optional[int], str], None]
 DEFAULT_ENDPOINT = "https://huggingface.co"
 ADD_MODEL_HINT = "add it with --models or a local path (see README 'Adding a model')"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -37,45 +37,8 @@ _DISK_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOT
                 errno.EISDIR, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
-class ModelUnavailable(Exception):
-    """A model's file cannot be had right now: what went wrong, where from, and what to do.
-
-    `kind` is a stable code for callers ("offline", "repo-not-found", "gated", "file-not-found",
-    "revision-not-found", "auth", "disk", "incomplete", "corrupt", "missing-local-file", "hub-error").
-    """
-
-    def __init__(self, card: ModelCard, kind: str, reason: str, remedy: str):
-        self.model_id = card.id
-        self.repo_id = card.repo_id
-        self.filename = card.filename
-        self.revision = card.revision
-        self.local_path = card.local_path
-        self.kind = kind
-        self.reason = reason
-        self.remedy = remedy
-        if card.local_path:
-            where = card.local_path
-        elif card.url:
-            where = card.url
-        else:
-            where = f"{card.repo_id}/{card.filename} @ {card.revision or 'main'}"
-            if card.repo_type != "model":
-                where = f"{where} ({card.repo_type} repo)"
-        super().__init__(f"Model '{card.id}' is not available: {reason}. File: {where}. To use it: {remedy}.")
-
-
 # ---------------------------------------------------------------------------------------------
 # settings, read at call time
-
-
-def truthy(value: Optional[str]) -> bool:
-    """An environment switch as huggingface_hub reads them: 1, on, yes or true, in any case."""
-    return (value or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-
-
-def offline_mode() -> bool:
-    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) as set now, not when huggingface_hub was imported."""
-    return truthy(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE"))
 
 
 def hub_endpoint() -> str:
@@ -112,22 +75,21 @@ def _token() -> Optional[str]:
 # state without network
 
 
-def local_file(card: ModelCard) -> Optional[Path]:
-    """The card's file if it is already on this machine (cache or local path); never touches the network."""
-    if card.is_builtin:
-        return None
-    if card.local_path:
-        path = Path(card.local_path).expanduser()
-        return path if path.is_file() else None
-    if card.url:
-        from stylecore.engine.downloads import url_local_file
-
-        return url_local_file(card)
+def local_file(file: RemoteFile) -> Optional[Path]:
+    """The file if it is already on this machine (cache or local path); never touches the network."""
+    if isinstance(file, ModelCard):
+        if file.is_builtin:
+            return None
+        if file.local_path:
+            path = Path(file.local_path).expanduser()
+            return path if path.is_file() else None
+    if file.url:
+        return url_local_file(file)
     from huggingface_hub import try_to_load_from_cache
 
     try:
-        found = try_to_load_from_cache(card.repo_id, card.filename, cache_dir=str(hub_cache_dir()),
-                                       revision=card.revision, repo_type=card.repo_type)
+        found = try_to_load_from_cache(file.repo_id, file.filename, cache_dir=str(hub_cache_dir()),
+                                       revision=file.revision, repo_type=file.repo_type)
     except (OSError, ValueError):
         return None
     return Path(found) if isinstance(found, str) and os.path.isfile(found) else None
@@ -146,7 +108,7 @@ def download_state(card: ModelCard) -> str:
 # fetch
 
 
-def _progress_class(progress: Progress, label: str) -> type:
+def _progress_class(progress: ByteProgress, label: str) -> type:
     """A tqdm subclass, made per call, that forwards byte counts to `progress` and prints nothing.
 
     huggingface_hub instantiates it as `cls(total=, initial=, desc=, unit=, unit_scale=)` and calls
@@ -175,7 +137,7 @@ def _progress_class(progress: Progress, label: str) -> type:
     return _ForwardingBar
 
 
-def _local(card: ModelCard, progress: Optional[Progress]) -> Path:
+def _local(card: ModelCard, progress: ByteProgress) -> Path:
     path = Path(card.local_path).expanduser()  # type: ignore[arg-type]
     if path.is_file():
         if progress is not None:
@@ -188,8 +150,9 @@ def _local(card: ModelCard, progress: Optional[Progress]) -> Path:
                            "local_path from the card to download it from the Hub")
 
 
-def fetch(card: ModelCard, progress: Optional[Progress] = None, refresh: bool = False) -> Path:
-    """The card's checkpoint as a local file, downloading it through the Hub cache on first use.
+def fetch(file: RemoteFile, progress: ByteProgress = None, refresh: bool = False) -> Path:
+    """The file (a model card's checkpoint, or any RemoteFile) as a local file, downloaded on first use:
+    Hub files through the Hub cache, https URLs through `stylecore.engine.downloads`.
 
     A file already in the cache is returned without any request (huggingface_hub alone would
     send a HEAD per call to see whether a branch moved); `refresh=True` asks the Hub, and
@@ -198,24 +161,26 @@ def fetch(card: ModelCard, progress: Optional[Progress] = None, refresh: bool = 
     failure is a `ModelUnavailable` naming the model, repo, file and a remedy, chained to the
     original exception.
     """
-    if card.is_builtin:
-        raise ValueError(f"model {card.id!r} is built in: it has no file to fetch")
-    if card.local_path:
-        return _local(card, progress)
-    if card.url:
-        from stylecore.engine.downloads import fetch_url
+    if isinstance(file, ModelCard):
+        if file.is_builtin:
+            raise ValueError(f"model {file.id!r} is built in: it has no file to fetch")
+        if file.local_path:
+            return _local(file, progress)
+    if file.url:
+        return fetch_url(file, progress=progress, refresh=refresh)
+    return _fetch_hub(file, progress, refresh)
 
-        return fetch_url(card, progress=progress, refresh=refresh)
 
+def _fetch_hub(file: RemoteFile, progress: ByteProgress, refresh: bool) -> Path:
     from huggingface_hub import hf_hub_download
 
     cache_dir = hub_cache_dir()
     offline = offline_mode()
     token = _token()
-    label = f"{card.repo_id}/{card.filename}"
-    cached = local_file(card)
+    label = f"{file.repo_id}/{file.filename}"
+    cached = local_file(file)
     if cached is not None and not refresh:
-        _check_card_hash(card, cached, cache_dir)
+        _check_published_hash(file, cached, cache_dir)
         if progress is not None:
             size = cached.stat().st_size
             progress(size, size, f"{label} is in the cache")
@@ -224,61 +189,61 @@ def fetch(card: ModelCard, progress: Optional[Progress] = None, refresh: bool = 
         progress(0, None, f"looking up {label} on the Hub")
     try:
         found = hf_hub_download(
-            card.repo_id, card.filename, revision=card.revision, repo_type=card.repo_type,
+            file.repo_id, file.filename, revision=file.revision, repo_type=file.repo_type,
             cache_dir=str(cache_dir), endpoint=hub_endpoint(), token=token or False,
             local_files_only=offline,
             tqdm_class=_progress_class(progress, label) if progress is not None else None,
         )
     except Exception as exc:
-        error = _explain(card, exc, cache_dir=cache_dir, offline=offline, has_token=bool(token))
+        error = _explain(file, exc, cache_dir=cache_dir, offline=offline, has_token=bool(token))
         if error is None:
             raise
         raise error from exc
     path = Path(found)
     if cached is None or os.path.realpath(cached) != os.path.realpath(path):
-        _verify(card, path, cache_dir, progress)
-    _check_card_hash(card, path, cache_dir)
+        _verify(file, path, cache_dir, progress)
+    _check_published_hash(file, path, cache_dir)
     if progress is not None:
         size = path.stat().st_size
         progress(size, size, f"{label} is ready")
     return path
 
 
-def _check_card_hash(card: ModelCard, path: Path, cache_dir: Path) -> None:
+def _check_published_hash(file: RemoteFile, path: Path, cache_dir: Path) -> None:
     """Refuse a file that is not the one the card was made for (its published SHA-256), and drop it.
 
     The cache names LFS blobs by their SHA-256, already checked against the Hub by `_verify`, so this
     costs nothing; a file the cache does not name so (no symlinks) is hashed."""
-    if not card.sha256:
+    if not file.sha256:
         return
     blob = Path(os.path.realpath(path))
     actual = blob.name if blob.parent.name == "blobs" and _SHA256.fullmatch(blob.name) else file_sha256(blob)
-    if actual == card.sha256:
+    if actual == file.sha256:
         return
     remove_files(path, blob)
     raise ModelUnavailable(
-        card, "changed-upstream",
-        f"the file at {card.repo_id}@{card.revision or 'main'} is not the one this card was made for: SHA-256 "
-        f"{actual[:12]}... instead of the published {card.sha256[:12]}...; the upstream file changed, so it was "
+        file, "changed-upstream",
+        f"the file at {file.repo_id}@{file.revision or 'main'} is not the one this card was made for: SHA-256 "
+        f"{actual[:12]}... instead of the published {file.sha256[:12]}...; the upstream file changed, so it was "
         f"removed from the cache {cache_dir} and not loaded",
         "check the repo's history; to use the new file anyway, add it under another id with a spec "
         "(hf://owner/repo/file@revision), which carries no expected hash")
 
 
-def _verify(card: ModelCard, path: Path, cache_dir: Path, progress: Optional[Progress]) -> None:
+def _verify(file: RemoteFile, path: Path, cache_dir: Path, progress: ByteProgress) -> None:
     """Check a fresh blob against its SHA-256 (the name the cache gives LFS blobs); drop it if wrong."""
     blob = Path(os.path.realpath(path))
     expected = blob.name
     if blob.parent.name != "blobs" or not _SHA256.fullmatch(expected):
         return  # a small git file (named by its git hash) or a cache without symlinks: nothing to compare
     if progress is not None:
-        progress(blob.stat().st_size, blob.stat().st_size, f"checking {card.filename}")
+        progress(blob.stat().st_size, blob.stat().st_size, f"checking {file.filename}")
     actual = file_sha256(blob)
     if actual == expected:
         return
     remove_files(path, blob)
     raise ModelUnavailable(
-        card, "corrupt",
+        file, "corrupt",
         f"the downloaded file is corrupt (SHA-256 {actual[:12]}... instead of the Hub's {expected[:12]}...) "
         f"and was removed from the cache {cache_dir}",
         "retry; if it happens again, a proxy or the Hub copy is damaged: download the file another way and "
@@ -306,7 +271,7 @@ def _status(exc: BaseException) -> Optional[int]:
     return getattr(response, "status_code", None)
 
 
-def _explain(card: ModelCard, exc: BaseException, *, cache_dir: Path, offline: bool,
+def _explain(file: RemoteFile, exc: BaseException, *, cache_dir: Path, offline: bool,
              has_token: bool) -> Optional[ModelUnavailable]:
     """Map a huggingface_hub / network / disk failure to a ModelUnavailable; None when unrecognised."""
     from huggingface_hub import errors as hf_errors
@@ -317,7 +282,7 @@ def _explain(card: ModelCard, exc: BaseException, *, cache_dir: Path, offline: b
         import httpx  # type: ignore[no-redef]
 
     chain = _chain(exc)
-    repo = card.repo_id
+    repo = file.repo_id
     endpoint = hub_endpoint()
     offline_remedy = f"connect to the internet and retry, or download the file yourself and {ADD_MODEL_HINT}"
     login = "set HF_TOKEN to a token with read access (or run `hf auth login`)"
@@ -327,68 +292,68 @@ def _explain(card: ModelCard, exc: BaseException, *, cache_dir: Path, offline: b
 
     if offline or first(hf_errors.OfflineModeIsEnabled):
         why = "HF_HUB_OFFLINE=1" if offline else "HF_HUB_OFFLINE was set when huggingface_hub was imported"
-        return ModelUnavailable(card, "offline", f"the Hub could not be reached (offline mode is on: {why}) and "
+        return ModelUnavailable(file, "offline", f"the Hub could not be reached (offline mode is on: {why}) and "
                                 f"the file is not in the cache {cache_dir}",
                                 "unset HF_HUB_OFFLINE and " + offline_remedy)
     gated = first(hf_errors.GatedRepoError)
     if gated is not None:
         if has_token:
-            return ModelUnavailable(card, "gated", f"the repo {repo} is gated and the token in use has not been "
+            return ModelUnavailable(file, "gated", f"the repo {repo} is gated and the token in use has not been "
                                     "granted access", f"accept its conditions at {endpoint}/{repo} with the account "
                                     "of your token, then retry")
-        return ModelUnavailable(card, "gated", f"the repo {repo} is gated: it needs a logged-in account that "
+        return ModelUnavailable(file, "gated", f"the repo {repo} is gated: it needs a logged-in account that "
                                 "accepted its conditions", f"accept them at {endpoint}/{repo}, then {login}")
     if first(hf_errors.RepositoryNotFoundError):
         if has_token:
-            return ModelUnavailable(card, "repo-not-found", f"the repo {repo} was not found, or the token in use "
+            return ModelUnavailable(file, "repo-not-found", f"the repo {repo} was not found, or the token in use "
                                     "cannot read it", "check the repo id; if the repo is private, use a token of an "
                                     "account that can read it")
-        return ModelUnavailable(card, "repo-not-found", f"the Hub has no public repo {repo} (it does not exist, or "
+        return ModelUnavailable(file, "repo-not-found", f"the Hub has no public repo {repo} (it does not exist, or "
                                 "it is private)", f"check the repo id; if the repo is private, {login}")
     if first(hf_errors.RevisionNotFoundError):
-        return ModelUnavailable(card, "revision-not-found", f"the repo {repo} has no revision "
-                                f"'{card.revision or 'main'}'", "fix the revision (a branch, tag or commit hash) "
+        return ModelUnavailable(file, "revision-not-found", f"the repo {repo} has no revision "
+                                f"'{file.revision or 'main'}'", "fix the revision (a branch, tag or commit hash) "
                                 "in the card or the spec's @revision, or remove it to use main")
     if first(hf_errors.RemoteEntryNotFoundError):
-        return ModelUnavailable(card, "file-not-found", f"the repo {repo} has no file '{card.filename}' at "
-                                f"revision '{card.revision or 'main'}'", "check the file's path inside the repo "
-                                f"({endpoint}/{repo}/tree/{card.revision or 'main'}) and the revision")
+        return ModelUnavailable(file, "file-not-found", f"the repo {repo} has no file '{file.filename}' at "
+                                f"revision '{file.revision or 'main'}'", "check the file's path inside the repo "
+                                f"({endpoint}/{repo}/tree/{file.revision or 'main'}) and the revision")
     http_errors = [e for e in chain if isinstance(e, hf_errors.HfHubHTTPError) and _status(e) is not None]
     auth = next((e for e in http_errors if _status(e) in (401, 403)), None)
     if auth is not None:
         code = _status(auth)
         if has_token:
-            return ModelUnavailable(card, "auth", f"the Hub refused the token in use (HTTP {code})",
+            return ModelUnavailable(file, "auth", f"the Hub refused the token in use (HTTP {code})",
                                     "check HF_TOKEN or run `hf auth login` again: the token may be invalid, expired, "
                                     f"or lack read access to {repo}")
-        return ModelUnavailable(card, "auth", f"the Hub refused access without a token (HTTP {code})", login)
+        return ModelUnavailable(file, "auth", f"the Hub refused access without a token (HTTP {code})", login)
     broken = first(httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout, httpx.WriteError)
     consistency = next((e for e in chain if isinstance(e, OSError) and "Consistency check failed" in str(e)), None)
     if consistency is not None or (broken is not None and not first(hf_errors.LocalEntryNotFoundError)):
         detail = "the size received does not match the size the Hub announced" if consistency else str(broken)
-        return ModelUnavailable(card, "incomplete", f"the download was interrupted or incomplete ({detail}); "
+        return ModelUnavailable(file, "incomplete", f"the download was interrupted or incomplete ({detail}); "
                                 "the partial file was discarded", "retry; if it keeps failing, check the connection "
                                 "or proxy, or download the file yourself and " + ADD_MODEL_HINT)
     unreachable = first(httpx.ConnectError, httpx.TimeoutException, httpx.NetworkError, ConnectionError)
     if unreachable is not None:
-        return ModelUnavailable(card, "offline", f"the Hub could not be reached at {endpoint} ({unreachable})",
+        return ModelUnavailable(file, "offline", f"the Hub could not be reached at {endpoint} ({unreachable})",
                                 offline_remedy)
     if first(hf_errors.FileMetadataError):
-        return ModelUnavailable(card, "hub-error", f"the server at {endpoint} did not answer like the Hugging Face "
+        return ModelUnavailable(file, "hub-error", f"the server at {endpoint} did not answer like the Hugging Face "
                                 "Hub", "check HF_ENDPOINT, your proxy and firewall settings, then retry")
     if http_errors:
         code = _status(http_errors[0])
-        return ModelUnavailable(card, "hub-error", f"the Hub answered HTTP {code} for this file",
+        return ModelUnavailable(file, "hub-error", f"the Hub answered HTTP {code} for this file",
                                 "retry later (the Hub may be down or rate-limiting), or download the file yourself "
                                 "and " + ADD_MODEL_HINT)
     disk = next((e for e in chain if isinstance(e, OSError) and not isinstance(e, hf_errors.HfHubHTTPError)
                  and e.errno in _DISK_ERRNOS), None)
     if disk is not None:
         where = f" ({disk.filename})" if getattr(disk, "filename", None) else ""
-        return ModelUnavailable(card, "disk", f"the file could not be written to the cache folder {cache_dir}: "
+        return ModelUnavailable(file, "disk", f"the file could not be written to the cache folder {cache_dir}: "
                                 f"{disk.strerror or disk}{where}", "free disk space or fix the folder's permissions, "
                                 "or point HF_HUB_CACHE (or HF_HOME) at a writable folder with enough space")
     if first(hf_errors.LocalEntryNotFoundError):
-        return ModelUnavailable(card, "offline", f"the Hub could not be reached at {endpoint} and the file is not "
+        return ModelUnavailable(file, "offline", f"the Hub could not be reached at {endpoint} and the file is not "
                                 f"in the cache {cache_dir}", offline_remedy)
     return None

@@ -11,6 +11,7 @@ import threading
 from typing import Optional, Sequence
 
 from stylecore.engine import hub
+from stylecore.engine.remote import ModelUnavailable
 from stylecore.engine.zoo import ModelCard
 
 __all__ = ["Prefetch"]
@@ -57,7 +58,7 @@ class Prefetch:
 
             try:
                 hub.fetch(card, progress=report)
-            except hub.ModelUnavailable as exc:
+            except ModelUnavailable as exc:
                 self._set(card, f"not available ({exc.reason}); it will be fetched on first use")
             except Exception as exc:  # a background thread must never take the app down
                 self._set(card, f"failed ({type(exc).__name__}: {exc}); it will be fetched on first use")

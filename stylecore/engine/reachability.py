@@ -14,7 +14,9 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Optional
 
-from stylecore.engine import hub
+from stylecore.engine.downloads import mirrored_url
+from stylecore.engine.hub import hub_endpoint
+from stylecore.engine.remote import offline_mode, truthy
 
 __all__ = ["Reachability", "probe", "NGC_PROBE_URL", "ENV_DEMO_DEFAULTS", "NOT_PROBED", "UNPROBED"]
 
@@ -56,13 +58,11 @@ def _answers(url: str, timeout: float) -> Optional[str]:
 
 def probe(timeout: float = PROBE_TIMEOUT) -> Reachability:
     """Probe the Hub endpoint (HF_ENDPOINT) and NVIDIA's NGC (through STYLECORE_URL_MIRRORS) side by side."""
-    if hub.truthy(os.environ.get(ENV_DEMO_DEFAULTS)):
+    if truthy(os.environ.get(ENV_DEMO_DEFAULTS)):
         return Reachability(False, False, f"{ENV_DEMO_DEFAULTS} is set")
-    if hub.offline_mode():
+    if offline_mode():
         return Reachability(False, False, "offline mode is on (HF_HUB_OFFLINE)")
-    from stylecore.engine.downloads import mirrored_url
-
-    targets = {"hub": hub.hub_endpoint() + "/api/whoami-v2", "ngc": mirrored_url(NGC_PROBE_URL)}
+    targets = {"hub": hub_endpoint() + "/api/whoami-v2", "ngc": mirrored_url(NGC_PROBE_URL)}
     with concurrent.futures.ThreadPoolExecutor(len(targets)) as pool:
         found = dict(zip(targets, pool.map(lambda url: _answers(url, timeout), targets.values())))
     names = {"hub": "the Hugging Face Hub", "ngc": "NVIDIA's model server (NGC)"}

@@ -1,10 +1,16 @@
 """Model cards: which checkpoint a model id means, where it lives and what it is.
 
-A card only *describes* a model; nothing here touches the network or the disk beyond reading a
-user's models file (downloads are `stylecore.engine.hub`, reading checkpoints is `stylecore.formats.loader`).
+A card only *describes* a model; nothing here touches the network or the disk beyond reading
+cards files (downloads are `stylecore.engine.hub`, reading checkpoints is `stylecore.formats.loader`).
 
-Built-in cards cover the checkpoints of reference/hub_models.md whose Hub repo has been seen
-in a file listing. Users add or override cards without editing code:
+The built-in cards are data, not code: ``cards.toml`` beside this module holds the generators
+(``[[models]]``: NVIDIA's official networks on NGC and its CDN, and the Hub checkpoints of
+reference/hub_models.md whose repo has been seen in a file listing), the released encoders
+(``[[encoders]]``) and the auxiliary files the methods download (``[[files]]``: LPIPS' VGG16, dlib
+landmarks, ArcFace, editing directions), each with the revision, SHA-256 and size it is pinned to.
+It is read by the same reader, and checked by the same rules, as a user's models file.
+
+Users add or override cards without editing code:
 
 * a models file, ``--models FILE`` or ``STYLECORE_MODELS=FILE[:FILE...]`` (``os.pathsep``),
   JSON (a list of objects, or ``{"models": [...]}``) or TOML (``[[models]]`` tables)::
@@ -31,11 +37,8 @@ in a file listing. Users add or override cards without editing code:
   allowed host (NVIDIA's by default; a models file adds hosts with a top-level
   ``allowed_hosts = ["host"]``), or a local path; prefix ``my-id=`` to choose the id.
 
-NVIDIA's official networks (reference/real_files.md section 2) are built in with their https URLs
-(`OFFICIAL_CARDS`): all StyleGAN3 T/R and StyleGAN2 pickles on NGC, the StyleGAN2-ADA and the
-StyleGAN2 TensorFlow pickles; `stylecore.engine.downloads` fetches and verifies them. The rosinality-format
-domain-adapted generators of ``rinong/stylegan-nada-models`` (``hf://rinong/stylegan-nada-models/pixar.pt``
-...) load through a spec.
+The rosinality-format domain-adapted generators of ``rinong/stylegan-nada-models``
+(``hf://rinong/stylegan-nada-models/pixar.pt`` ...) load through a spec.
 """
 from __future__ import annotations
 
@@ -48,24 +51,24 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
+from stylecore.engine.downloads import allow_hosts
+from stylecore.engine.remote import ID_RE, RemoteFile, entry_problems
+
 if sys.version_info >= (3, 11):
     import tomllib
-else:  # Python 3.10: the same parser, packaged as tomli
-    try:
-        import tomli as tomllib
-    except ImportError:  # pragma: no cover - only without the optional package
-        tomllib = None  # type: ignore[assignment]
+else:  # Python 3.10: the same parser, packaged as tomli (a requirement there)
+    import tomli as tomllib
 
 __all__ = [
-    "ModelCard", "Zoo", "UnknownModelError", "ModelsFileError", "BUILTIN_CARDS", "ENV_VAR",
-    "ARCHITECTURES", "FORMATS", "parse_spec", "read_models_file",
+    "ModelCard", "Zoo", "UnknownModelError", "ModelsFileError", "BUILTIN_CARDS", "BUILTIN_ENCODERS",
+    "BUILTIN_FILES", "BUILTIN_CARDS_FILE", "ENV_VAR", "ARCHITECTURES", "FORMATS", "builtin_file", "parse_spec",
+    "read_models_file",
 ]
 
 ENV_VAR = "STYLECORE_MODELS"
 ARCHITECTURES = ("stylegan2", "stylegan3", "stylenerf", "auto")
 FORMATS = ("nvidia-pickle", "tf-pickle", "rosinality", "builtin", "auto")
-REPO_TYPES = ("model", "dataset", "space")
-_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
+BUILTIN_CARDS_FILE = Path(__file__).with_name("cards.toml")
 _EXT_FORMAT = {".pkl": "nvidia-pickle", ".pt": "rosinality", ".pth": "rosinality"}
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -83,41 +86,35 @@ class ModelsFileError(ValueError):
 
 
 @dataclass(frozen=True)
-class ModelCard:
-    """Everything the app needs to know about a checkpoint before it is downloaded.
+class ModelCard(RemoteFile):
+    """A generator checkpoint: where its file comes from (a `RemoteFile`) and what the app needs to know
+    about it before it is downloaded.
 
     `architecture`/`format` may be "auto" (decided when the file is read: the loader sniffs the
-    content) and `resolution` 0 (unknown until loaded). Exactly one source: `repo_id` +
-    `filename` (Hub), `url` (https, e.g. NVIDIA's NGC) or `local_path`; "builtin" cards need none.
-    `sha256` and `size` (bytes), when known, are what the published file must be: a download that
-    differs is refused, so a changed upstream file never loads silently.
+    content) and `resolution` 0 (unknown until loaded). `local_path` (a file on this machine) may
+    stand in for the download source; "builtin" cards need no source at all.
     """
 
-    id: str
-    title: str = ""
     architecture: str = "auto"
     format: str = "auto"
     resolution: int = 0
     domain: str = ""
-    repo_id: Optional[str] = None
-    filename: Optional[str] = None
-    revision: Optional[str] = None
-    repo_type: str = "model"
     local_path: Optional[str] = None
-    url: Optional[str] = None
-    sha256: Optional[str] = None
-    size: int = 0
-    license: str = ""
     c_dim: int = 0
-    notes: str = ""
     force_fp32: bool = False
 
-    def __post_init__(self) -> None:
-        problems = card_problems(self)
-        if problems:
-            raise ValueError(f"model card {self.id!r}: " + "; ".join(problems))
-        if not self.title:
-            object.__setattr__(self, "title", self.id)
+    describes = "model card"
+    local_ok = True
+
+    @classmethod
+    def value_problems(cls, values: Mapping[str, Any], complete: bool) -> list[str]:
+        out: list[str] = []
+        architecture, fmt = values.get("architecture", "auto"), values.get("format", "auto")
+        if architecture not in ARCHITECTURES:
+            out.append(f"architecture {architecture!r} is not one of {', '.join(ARCHITECTURES)}")
+        if fmt not in FORMATS:
+            out.append(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+        return out + super().value_problems(values, complete and fmt != "builtin")
 
     @property
     def is_builtin(self) -> bool:
@@ -128,233 +125,11 @@ class ModelCard:
         """Where the file comes from, as a user would write it (a spec or a path)."""
         if self.is_builtin:
             return "built-in"
-        if self.local_path:
-            return self.local_path
-        if self.url:
-            return self.url
-        prefix = "" if self.repo_type == "model" else f"{self.repo_type}s/"
-        rev = f"@{self.revision}" if self.revision else ""
-        return f"hf://{prefix}{self.repo_id}/{self.filename}{rev}"
+        return self.local_path or super().source
 
-
-def card_problems(card: ModelCard) -> list[str]:
-    """Every reason a card is unusable (empty when it is fine); shared by the dataclass and file checks."""
-    out: list[str] = []
-    if not isinstance(card.id, str) or not _ID_RE.fullmatch(card.id):
-        out.append(f"id {card.id!r} must be lower-case letters, digits, '.', '_' or '-'")
-    if card.architecture not in ARCHITECTURES:
-        out.append(f"architecture {card.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
-    if card.format not in FORMATS:
-        out.append(f"format {card.format!r} is not one of {', '.join(FORMATS)}")
-    if card.repo_type not in REPO_TYPES:
-        out.append(f"repo_type {card.repo_type!r} is not one of {', '.join(REPO_TYPES)}")
-    for name in ("resolution", "c_dim", "size"):
-        value = getattr(card, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            out.append(f"{name} must be a whole number >= 0, not {value!r}")
-    if card.sha256 is not None and not (isinstance(card.sha256, str) and re.fullmatch(r"[0-9a-f]{64}", card.sha256)):
-        out.append(f"sha256 {card.sha256!r} must be 64 lower-case hex digits")
-    if card.format != "builtin":
-        if card.url is not None:
-            if not re.fullmatch(r"https?://[^/\s]+/\S*", str(card.url)):
-                out.append(f"url {card.url!r} must be an http(s) address such as https://host/path/file.pkl")
-            if card.repo_id or card.filename:
-                out.append("give either url or repo_id/filename, not both")
-        elif card.repo_id and not card.filename:
-            out.append("repo_id is set but filename is missing")
-        elif card.filename and not card.repo_id and not card.local_path:
-            out.append("filename is set but repo_id is missing")
-        elif not (card.repo_id and card.filename) and not card.local_path:
-            out.append("needs a source: repo_id and filename (a Hub file), url or local_path")
-        if card.repo_id and not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", card.repo_id):
-            out.append(f"repo_id {card.repo_id!r} must look like 'owner/name'")
-    return out
-
-
-def _card(id: str, title: str, arch: str, fmt: str, res: int, domain: str, repo: str, filename: str,
-          license: str, notes: str = "", **kw: Any) -> ModelCard:
-    return ModelCard(id=id, title=title, architecture=arch, format=fmt, resolution=res, domain=domain,
-                     repo_id=repo, filename=filename, license=license, notes=notes, **kw)
-
-
-_NV = "NVIDIA Source Code License-NC (non-commercial)"
-_NV_ADA = _NV + "; StyleGAN2-ADA release"
-_UNSTATED = "not stated on the repo: check it before use beyond research"
-_HUMAN = "StyleGAN-Human: research and non-commercial use only (see its repo)"
-_SNERF = "CC BY-NC 4.0 (model card); FFHQ images CC BY-NC-SA 4.0"
-_DG, _ZLP, _ZL = "DragGan/DragGan-Models", "ZeqiangLai/StyleGAN2-pkl", "ZeqiangLai/StyleGAN2"
-# Commits of the Hub repos at which the files below were seen (reference/real_files.md section 3).
-_DG_REV = "87f7e5149260af3f7ca87ef12e527d6300bc44c7"
-_ZLP_REV = "422f40439ddaa6d041cf698347f08e9bdf9f6036"
-_ZL_REV = "bb4e00dc8ac0afbb9e0a5b6f72754c679673ee2e"
-_HUMAN_REV = "2ffc51649a4967b850584a751cc3070cbf78741e"
-_SNERF_REV = "ff1f82bb8abd58fcc16f8d1f14f8539c21beb208"
-_ROSI_NOTE = "rosinality-format .pt; converted to the official network when loaded"
-_HUB_COPY = "Hub copy of NVIDIA's file (pinned, SHA-256 checked)"
-
-# NVIDIA's own servers (reference/real_files.md section 2): public, no login, no published checksum.
-_NGC = "https://api.ngc.nvidia.com/v2/models/nvidia/research/{family}/versions/1/files/{name}"
-_NVLABS = "https://nvlabs-fi-cdn.nvidia.com/{folder}/{name}"
-# dataset key -> (title, domain, dataset license)
-_DATASETS = {
-    "ffhq": ("FFHQ", "faces", "FFHQ images CC BY-NC-SA 4.0"),
-    "ffhqu": ("FFHQ-U (unaligned)", "faces", "FFHQ images CC BY-NC-SA 4.0"),
-    "metfaces": ("MetFaces", "art", "MetFaces images CC BY-NC 2.0"),
-    "metfacesu": ("MetFaces-U (unaligned)", "art", "MetFaces images CC BY-NC 2.0"),
-    "afhqv2": ("AFHQv2 (cats, dogs, wild animals)", "animals", "AFHQ images CC BY-NC 4.0"),
-    "afhqcat": ("AFHQ Cat", "animals", "AFHQ images CC BY-NC 4.0"),
-    "afhqdog": ("AFHQ Dog", "animals", "AFHQ images CC BY-NC 4.0"),
-    "afhqwild": ("AFHQ Wild", "animals", "AFHQ images CC BY-NC 4.0"),
-    "brecahad": ("BreCaHAD (histology)", "medical", "BreCaHAD images CC BY 4.0"),
-    "cifar10": ("CIFAR-10 (10 classes)", "objects", "CIFAR-10 images: see its site"),
-    "celebahq": ("CelebA-HQ", "faces", "CelebA images: non-commercial research only"),
-    "lsundog": ("LSUN Dog", "animals", "LSUN images: see its site"),
-    "car": ("LSUN Car", "cars", "LSUN images: see its site"),
-    "cat": ("LSUN Cat", "animals", "LSUN images: see its site"),
-    "church": ("LSUN Church", "buildings", "LSUN images: see its site"),
-    "horse": ("LSUN Horse", "animals", "LSUN images: see its site"),
-}
-_CONDITIONAL = {"cifar10": 10}
-
-
-def _official(id: str, title: str, arch: str, key: str, res: int, url: str, fmt: str = "nvidia-pickle",
-              notes: str = "") -> ModelCard:
-    name, domain, data_license = _DATASETS[key]
-    c_dim = _CONDITIONAL.get(key, 0)
-    extra = f"conditional: pick one of {c_dim} classes" if c_dim else ""
-    return ModelCard(id=id, title=f"{title} {name} {res}", architecture=arch, format=fmt, resolution=res,
-                     domain=domain, url=url, license=f"{_NV}; {data_license}", c_dim=c_dim,
-                     notes="; ".join(n for n in ("NVIDIA's official network", extra, notes) if n))
-
-
-_SG3_FILES = (("ffhq", 1024), ("ffhqu", 1024), ("ffhqu", 256), ("metfaces", 1024), ("metfacesu", 1024),
-              ("afhqv2", 512))
-_SG2_FILES = (("ffhq", 256), ("ffhq", 512), ("ffhq", 1024), ("ffhqu", 256), ("ffhqu", 1024), ("metfaces", 1024),
-              ("metfacesu", 1024), ("afhqv2", 512), ("afhqcat", 512), ("afhqdog", 512), ("afhqwild", 512),
-              ("brecahad", 512), ("cifar10", 32), ("celebahq", 256), ("lsundog", 256))
-_ADA_FILES = (("ffhq", 1024), ("metfaces", 1024), ("afhqcat", 512), ("afhqdog", 512), ("afhqwild", 512),
-              ("brecahad", 512), ("cifar10", 32))
-_TF_FILES = (("ffhq", 1024, ""), ("car", 512, "images are 512x384"), ("cat", 256, ""), ("church", 256, ""),
-             ("horse", 256, ""))
-
-OFFICIAL_CARDS: tuple[ModelCard, ...] = (
-    *(_official(f"sg3-{cfg}-{key}-{res}", f"StyleGAN3-{cfg.upper()}", "stylegan3", key, res,
-                _NGC.format(family="stylegan3", name=f"stylegan3-{cfg}-{key}-{res}x{res}.pkl"))
-      for cfg in ("t", "r") for key, res in _SG3_FILES),
-    *(_official(f"sg2-{key}-{res}", "StyleGAN2", "stylegan2", key, res,
-                _NGC.format(family="stylegan2", name=f"stylegan2-{key}-{res}x{res}.pkl"))
-      for key, res in _SG2_FILES),
-    *(_official(f"sg2ada-{key}-{res}", "StyleGAN2-ADA", "stylegan2", key, res,
-                _NVLABS.format(folder="stylegan2-ada-pytorch/pretrained", name=f"{key}.pkl"))
-      for key, res in _ADA_FILES),
-    *(_official(f"sg2-{key}-{res}-tf", "StyleGAN2 config-f (TensorFlow pickle)", "stylegan2", key, res,
-                _NVLABS.format(folder="stylegan2/networks", name=f"stylegan2-{key}-config-f.pkl"), fmt="tf-pickle",
-                notes="; ".join(n for n in ("legacy TensorFlow pickle, converted when loaded", extra) if n))
-      for key, res, extra in _TF_FILES),
-)
-
-BUILTIN_CARDS: tuple[ModelCard, ...] = (
-    ModelCard(id="demo", title="Built-in demo network (random weights, untrained)", architecture="stylegan2",
-              format="builtin", resolution=64, domain="demo", license="MIT (part of this project)",
-              notes="untrained demo network, built from a seed; needs no download"),
-    ModelCard(id="demo-sg3", title="Built-in StyleGAN3 demo network (random weights, untrained)",
-              architecture="stylegan3", format="builtin", resolution=64, domain="demo",
-              license="MIT (part of this project)",
-              notes="untrained demo network for trying translate and rotate; needs no download"),
-    ModelCard(id="demo-nerf", title="Built-in StyleNeRF demo network (random weights, untrained)",
-              architecture="stylenerf", format="builtin", resolution=64, domain="demo",
-              license="MIT (part of this project)",
-              notes="untrained 3-D-aware demo network for trying the camera controls; needs no download"),
-    *OFFICIAL_CARDS,
-    # Hub copies of official NVIDIA pickles, and other StyleGAN2 / StyleGAN2-ADA pickles on the Hub
-    _card("sg2-ffhq-512-hub", "StyleGAN2 FFHQ 512 (Hub copy)", "stylegan2", "nvidia-pickle", 512, "faces", _DG,
-          "stylegan2-ffhq-512x512.pkl", _NV + "; FFHQ images CC BY-NC-SA 4.0", _HUB_COPY, revision=_DG_REV,
-          sha256="d2b1c92f41ce8a64c55f7a75ef06c4c0eef9e17b1eb29aae8c10fb37b3e60478"),
-    _card("sg2-afhqcat-512-hub", "StyleGAN2 AFHQ Cat 512 (Hub copy)", "stylegan2", "nvidia-pickle", 512, "animals",
-          _DG, "stylegan2-afhqcat-512x512.pkl", _NV + "; AFHQ images CC BY-NC 4.0", _HUB_COPY, revision=_DG_REV,
-          sha256="17a83abee464242f8bb40dc6363d33c2fb087066b68fc0147677fdbf21f7a7a9"),
-    _card("sg2ada-afhqdog-512-hub", "StyleGAN2-ADA AFHQ Dog 512 (Hub copy)", "stylegan2", "nvidia-pickle", 512,
-          "animals", _ZLP, "ada/afhqdog.pkl", _NV_ADA, _HUB_COPY, revision=_ZLP_REV,
-          sha256="f124ff3f23206052473a7212cbc1f4e095a73c231500411e9c3b81a11eac3662"),
-    _card("sg2-lhq-256", "StyleGAN2 LHQ landscapes 256", "stylegan2", "nvidia-pickle", 256, "landscapes", _DG,
-          "stylegan2-lhq-256x256.pkl", _UNSTATED, revision=_DG_REV,
-          sha256="ae2c33d456ff3f274d472da9849c9bb515b7f0032af0d713d0d2d7f42b7942dc"),
-    _card("sg2-dogs-1024", "StyleGAN2 dogs 1024 (Self-Distilled StyleGAN)", "stylegan2", "nvidia-pickle", 1024,
-          "animals", _DG, "stylegan2_dogs_1024_pytorch.pkl", _UNSTATED, revision=_DG_REV, size=381630441,
-          sha256="c9e93090d02916165a602c728c0e37458fc0c58fbc58e4d75bcd096bb81c7e8c"),
-    _card("sg2-horses-256", "StyleGAN2 horses 256 (Self-Distilled StyleGAN)", "stylegan2", "nvidia-pickle", 256,
-          "animals", _DG, "stylegan2_horses_256_pytorch.pkl", _UNSTATED, revision=_DG_REV, size=357336721,
-          sha256="f100dc32e2731a293f3b31a9038416f72aa5cc30555b3315a82e19c065f81b0c"),
-    _card("sg2ada-metfaces-1024-hub", "StyleGAN2-ADA MetFaces 1024 (Hub copy)", "stylegan2", "nvidia-pickle", 1024,
-          "art", _ZLP, "ada/metfaces.pkl", _NV_ADA + "; MetFaces images CC BY-NC 2.0", _HUB_COPY, revision=_ZLP_REV,
-          sha256="880a460d011a3696c088f58f5844b44271b17903963f2671f96f72dfbce5f76f"),
-    _card("sg2ada-brecahad-512-hub", "StyleGAN2-ADA BreCaHAD 512 (Hub copy)", "stylegan2", "nvidia-pickle", 512,
-          "medical", _ZLP, "ada/brecahad.pkl", _NV_ADA, _HUB_COPY, revision=_ZLP_REV,
-          sha256="f9f0c2766187aff4c3424c4a5a67d52c503672f28cf08eab645382523b7a5161"),
-    _card("sg2-human-1024", "StyleGAN-Human v2 1024x512 (full body)", "stylegan2", "nvidia-pickle", 1024, "humans",
-          "public-data/StyleGAN-Human", "models/stylegan_human_v2_1024.pkl", _HUMAN,
-          "call with force_fp32=True; images are 1024x512; mirror: " + _ZLP + "/human/stylegan_human_v2_1024.pkl",
-          force_fp32=True, revision=_HUMAN_REV),
-    _card("sg2-human-512", "StyleGAN-Human v2 512x256 (full body)", "stylegan2", "nvidia-pickle", 512, "humans",
-          _ZLP, "human/stylegan_human_v2_512.pkl", _HUMAN, "call with force_fp32=True; images are 512x256",
-          force_fp32=True, revision=_ZLP_REV, size=352745981,
-          sha256="7af33f638e3b3aba7bf99456eec3e9d4a022d8a7dd67683a3605a7dd37665a3b"),
-    # Hub copies of the legacy TensorFlow pickles (config-f)
-    _card("sg2-ffhq-1024-tf-hub", "StyleGAN2 FFHQ 1024 (config-f, TensorFlow pickle, Hub copy)", "stylegan2",
-          "tf-pickle", 1024, "faces", _ZLP, "stylegan2/stylegan2-ffhq-config-f.pkl",
-          _NV + "; FFHQ images CC BY-NC-SA 4.0", "legacy TensorFlow pickle; converted when loaded; " + _HUB_COPY,
-          revision=_ZLP_REV, size=381673535, sha256="adf127ea7bb8a7788c8bdeda3c9937f7310b669b09ecf799ca53a631ff46948d"),
-    _card("sg2-car-512-tf-hub", "StyleGAN2 LSUN Car 512x384 (config-f, TensorFlow pickle, Hub copy)", "stylegan2",
-          "tf-pickle", 512, "cars", _DG, "stylegan2-car-config-f.pkl", _NV,
-          "legacy TensorFlow pickle; images are 512x384; " + _HUB_COPY, revision=_DG_REV),
-    _card("sg2-cat-256-tf-hub", "StyleGAN2 LSUN Cat 256 (config-f, TensorFlow pickle, Hub copy)", "stylegan2",
-          "tf-pickle", 256, "animals", _DG, "stylegan2-cat-config-f.pkl", _NV,
-          "legacy TensorFlow pickle; " + _HUB_COPY, revision=_DG_REV, size=357418027,
-          sha256="08940fd616cfaf6bc7b0286b5d1a0b3f70febb26e136d64716c8d3f5e9bd3883"),
-    # StyleGAN3
-    _card("sg3-t-lhq-256", "StyleGAN3-T LHQ landscapes 256 (Justin Pinkney)", "stylegan3", "nvidia-pickle", 256,
-          "landscapes", "justinpinkney/stylegan3-t-lhq-256", "lhq-256-stylegan3-t-25Mimg.pkl", "MIT (repo card)",
-          revision="bc80be416c3660d93e8a7421bc451a6d31a8a1ae", size=343475703,
-          sha256="cdf396b1e68a7da77faa292b3360e97bab42d12f0817016616a2146b8ed4a10a"),
-    # StyleNeRF (facebookresearch), StyleGAN2-ADA-style pickles with OmegaConf configuration
-    *(_card(f"stylenerf-ffhq-{res}", f"StyleNeRF FFHQ {res}", "stylenerf", "nvidia-pickle", res, "faces",
-            "facebook/stylenerf-ffhq-config-basic", f"ffhq_{res}.pkl", _SNERF,
-            "3-D-aware: camera yaw, pitch and field of view in the StyleNeRF tab", revision=_SNERF_REV)
-      for res in (256, 512, 1024)),
-    # rosinality-format StyleGAN2 (.pt)
-    _card("sg2-ffhq-1024-rosinality", "StyleGAN2 FFHQ 1024 (config-f, rosinality .pt)", "stylegan2", "rosinality",
-          1024, "faces", "akhaliq/OneshotCLIP-stylegan2-ffhq", "stylegan2-ffhq-config-f.pt",
-          _NV + " (converted weights)", _ROSI_NOTE + "; the generator e4e, pSp and StyleCLIP's fs3.npy were made "
-          "with; mirror: " + _ZL + "/stylegan2-ffhq-config-f.pt",
-          revision="024390a9508cb2d124dfaa8ec1caee3ad1a9da59", size=381462551,
-          sha256="bae494ef77e32a9cd1792a81a3c167692a0e64f6bcd8b06592ff42917e2ed46e"),
-    _card("sg2-car-512-rosinality", "StyleGAN2 LSUN Car 512x384 (config-f, rosinality .pt)", "stylegan2",
-          "rosinality", 512, "cars", _ZL, "stylegan2-car-config-f.pt", _NV + " (converted weights)", _ROSI_NOTE,
-          revision=_ZL_REV, size=123949595, sha256="c69f161fd576801027cbaa8b09142b5dd9f508034b2d0f4a2a0cdcbc1d587c9c"),
-    _card("sg2-cat-256-rosinality", "StyleGAN2 LSUN Cat 256 (config-f, rosinality .pt)", "stylegan2", "rosinality",
-          256, "animals", _ZL, "stylegan2-cat-config-f.pt", _NV + " (converted weights)", _ROSI_NOTE,
-          revision=_ZL_REV, size=120878283, sha256="ff1036877c8964ba7c9e84316e67ea26bea64bbfcf6bd6c645f45589d248727f"),
-    _card("sg2-church-256-rosinality", "StyleGAN2 LSUN Church 256 (config-f, rosinality .pt)", "stylegan2",
-          "rosinality", 256, "buildings", _ZL, "stylegan2-church-config-f.pt", _NV + " (converted weights)",
-          _ROSI_NOTE, revision=_ZL_REV),
-    _card("sg2-horse-256-rosinality", "StyleGAN2 LSUN Horse 256 (config-f, rosinality .pt)", "stylegan2",
-          "rosinality", 256, "animals", _ZL, "stylegan2-horse-config-f.pt", _NV + " (converted weights)",
-          _ROSI_NOTE, revision=_ZL_REV),
-    _card("sg2-ada-ffhq-1024-rosinality", "StyleGAN2-ADA FFHQ (rosinality .pt)", "stylegan2", "rosinality", 1024,
-          "faces", _ZL, "ada/ffhq.pt", _NV_ADA + " (converted weights)",
-          _ROSI_NOTE + "; resolution as in the official ADA release, checked when loaded", revision=_ZL_REV,
-          sha256="1a0c25c17013e0bb99bd3de4e80ea52cb3efc2b71224ff902e0a29bafac9c531"),
-    *(_card(f"sg2-ada-{key}-{res}-rosinality", f"StyleGAN2-ADA {_DATASETS[key][0]} {res} (rosinality .pt)",
-            "stylegan2", "rosinality", res, _DATASETS[key][1], _ZL, f"ada/{key}.pt", _NV_ADA + " (converted weights)",
-            _ROSI_NOTE, revision=_ZL_REV)
-      for key, res in (("metfaces", 1024), ("afhqcat", 512), ("afhqdog", 512), ("afhqwild", 512), ("brecahad", 512))),
-    _card("sg2-human-512-rosinality", "StyleGAN-Human v2 512x256 (rosinality .pt)", "stylegan2", "rosinality", 512,
-          "humans", _ZL, "human/v2_512.pt", _HUMAN, _ROSI_NOTE + "; call with force_fp32=True", force_fp32=True,
-          revision=_ZL_REV),
-    _card("sg2-human-1024-rosinality", "StyleGAN-Human v2 1024x512 (rosinality .pt)", "stylegan2", "rosinality",
-          1024, "humans", _ZL, "human/v2_1024.pt", _HUMAN, _ROSI_NOTE + "; call with force_fp32=True",
-          force_fp32=True, revision=_ZL_REV, sha256="4ed850f82c8a1bd8ee904e94c38de29c2e9a8680b93ae66be115f52ea167c330"),
-)
+    @property
+    def where(self) -> str:
+        return self.local_path or super().where
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,51 +185,22 @@ def parse_spec(spec: str, base_dir: Optional[PathLike] = None) -> dict[str, Any]
 
 
 # ---------------------------------------------------------------------------------------------
-# models files
+# cards files: the built-in one and users' models files, one reader
 
-_FIELDS = {f.name: f for f in fields(ModelCard)}
-_STR_FIELDS = {"id", "title", "architecture", "format", "domain", "repo_type", "license", "notes"}
-_OPT_STR_FIELDS = {"repo_id", "filename", "revision", "local_path", "url", "sha256"}
+# table -> (the card class its entries become, keys an entry may add beyond the class's fields)
+_TABLES: dict[str, tuple[type[RemoteFile], dict[str, str]]] = {
+    "models": (ModelCard, {"spec": "str"}),  # generators; `spec` is a shorthand for the source
+    "encoders": (ModelCard, {"kind": "str"}),  # released encoders; `kind`: "psp" or "e4e"
+    "files": (RemoteFile, {}),  # auxiliary files the methods download
+}
+_USER_TABLES = ("models",)
 _SOURCE_FIELDS = ("repo_id", "filename", "revision", "repo_type", "local_path", "url")
 
 
-def _entry_name(index: int, entry: Any) -> str:
+def _entry_name(table: str, index: int, entry: Any) -> str:
     ident = entry.get("id") if isinstance(entry, dict) else None
-    return f"entry {index + 1}" + (f" (id {ident!r})" if isinstance(ident, str) else "")
-
-
-def _check_entry(entry: Any, where: str) -> dict[str, Any]:
-    """Type- and key-check one raw entry; returns it with `spec` expanded and paths resolved later."""
-    if not isinstance(entry, dict):
-        raise ModelsFileError(f"{where}: expected a table/object of card fields, got {type(entry).__name__}")
-    allowed = set(_FIELDS) | {"spec"}
-    for key in entry:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ModelsFileError(f"{where}: unknown key {key!r}{hint}; known keys: {', '.join(sorted(allowed))}")
-    if "id" not in entry:
-        raise ModelsFileError(f"{where}: missing 'id' (a short name such as \"sg2-ffhq-512\")")
-    for key, value in entry.items():
-        if key in _STR_FIELDS or key == "spec":
-            ok = isinstance(value, str)
-            want = "a string"
-        elif key in _OPT_STR_FIELDS:
-            ok = value is None or isinstance(value, str)
-            want = "a string"
-        elif key in ("resolution", "c_dim", "size"):
-            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-            want = "a whole number >= 0"
-        elif key == "force_fp32":
-            ok = isinstance(value, bool)
-            want = "true or false"
-        else:  # pragma: no cover - every field is listed above
-            ok, want = True, ""
-        if not ok:
-            raise ModelsFileError(f"{where}: {key!r} must be {want}, not {value!r}")
-    if not _ID_RE.fullmatch(entry["id"]):
-        raise ModelsFileError(f"{where}: id {entry['id']!r} must be lower-case letters, digits, '.', '_' or '-'")
-    return dict(entry)
+    where = "entry" if table == "models" else f"[[{table}]] entry"
+    return f"{where} {index + 1}" + (f" (id {ident!r})" if isinstance(ident, str) else "")
 
 
 def _checked_hosts(path: Path, hosts: Any) -> list[str]:
@@ -466,8 +212,8 @@ def _checked_hosts(path: Path, hosts: Any) -> list[str]:
     return hosts
 
 
-def _load_raw(path: Path) -> tuple[list[Any], list[str]]:
-    """The raw entries of a models file and the hosts it allows."""
+def _load_raw(path: Path, tables: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+    """The raw entries of a cards file, by table, and the hosts it allows."""
     try:
         text = path.read_bytes()
     except FileNotFoundError:
@@ -476,70 +222,88 @@ def _load_raw(path: Path) -> tuple[list[Any], list[str]]:
         raise ModelsFileError(f"models file {path} cannot be read: {exc.strerror or exc}") from None
     suffix = path.suffix.lower()
     if suffix == ".toml":
-        if tomllib is None:
-            raise ModelsFileError(f"models file {path}: reading TOML on Python 3.10 needs the 'tomli' package "
-                                  "(pip install tomli), or write the file as JSON")
         try:
             data: Any = tomllib.loads(text.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ModelsFileError(f"models file {path} is not valid TOML: {exc}") from None
-        if not isinstance(data.get("models"), list):
-            raise ModelsFileError(f"models file {path}: expected [[models]] tables (found keys: "
+        if not isinstance(data.get(tables[0]), list):
+            raise ModelsFileError(f"models file {path}: expected [[{tables[0]}]] tables (found keys: "
                                   f"{', '.join(data) or 'none'})")
-        extra = sorted(set(data) - {"models", "allowed_hosts"})
+        extra = sorted(set(data) - {*tables, "allowed_hosts"})
         if extra:
-            raise ModelsFileError(f"models file {path}: unknown top-level key {extra[0]!r}; only [[models]] and "
-                                  "allowed_hosts are read")
-        return data["models"], _checked_hosts(path, data.get("allowed_hosts", []))
-    if suffix == ".json":
+            read = " and ".join([*(f"[[{t}]]" for t in tables), "allowed_hosts"])
+            raise ModelsFileError(f"models file {path}: unknown top-level key {extra[0]!r}; only {read} are read")
+    elif suffix == ".json":
         try:
             data = json.loads(text.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise ModelsFileError(f"models file {path} is not valid JSON: {exc}") from None
-        if isinstance(data, dict) and {"models"} <= set(data) <= {"models", "allowed_hosts"} \
-                and isinstance(data["models"], list):
-            return data["models"], _checked_hosts(path, data.get("allowed_hosts", []))
         if isinstance(data, list):
-            return data, []
-        raise ModelsFileError(f"models file {path}: expected a JSON list of model objects or "
-                              "{\"models\": [...], \"allowed_hosts\": [...]}")
-    raise ModelsFileError(f"models file {path}: unknown extension {path.suffix!r}; use .toml or .json")
+            data = {tables[0]: data}
+        elif not (isinstance(data, dict) and {tables[0]} <= set(data) <= {*tables, "allowed_hosts"}
+                  and isinstance(data[tables[0]], list)):
+            raise ModelsFileError(f"models file {path}: expected a JSON list of model objects or "
+                                  "{\"models\": [...], \"allowed_hosts\": [...]}")
+    else:
+        raise ModelsFileError(f"models file {path}: unknown extension {path.suffix!r}; use .toml or .json")
+    raw = {table: data.get(table, []) for table in tables}
+    for table, entries in raw.items():
+        if not isinstance(entries, list):
+            raise ModelsFileError(f"models file {path}: {table!r} must be a list of tables/objects")
+    return raw, _checked_hosts(path, data.get("allowed_hosts", []))
+
+
+def _read_entry(path: Path, table: str, raw: Any, where: str) -> dict[str, Any]:
+    """One checked entry, with `spec` expanded and a relative `local_path` made absolute."""
+    if not isinstance(raw, dict):
+        raise ModelsFileError(f"{where}: expected a table/object of card fields, got {type(raw).__name__}")
+    kind, extra = _TABLES[table]
+    problems = entry_problems(raw, kind, extra, complete=False)
+    if problems:
+        raise ModelsFileError(f"{where}: " + "; ".join(problems))
+    entry = dict(raw)
+    spec = entry.pop("spec", None)
+    if spec is not None:
+        if any(k in entry for k in ("repo_id", "filename", "local_path", "url")):
+            raise ModelsFileError(f"{where}: give either 'spec' or repo_id/filename/url/local_path, not both")
+        try:
+            parsed = parse_spec(spec, base_dir=path.parent)
+        except ModelsFileError as exc:
+            raise ModelsFileError(f"{where}: {exc}") from None
+        entry = {**parsed, **entry}
+    elif entry.get("local_path"):
+        local = Path(os.path.expandvars(entry["local_path"])).expanduser()
+        entry["local_path"] = str(local if local.is_absolute() else path.parent / local)
+    entry["_where"] = where
+    return entry
+
+
+def _read_tables(path: PathLike, tables: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Checked entries of a cards file, by table; its `allowed_hosts` are allowed once all of it is read."""
+    path = Path(os.path.expandvars(os.fspath(path))).expanduser()
+    raw_tables, hosts = _load_raw(path, tables)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for table, raw_entries in raw_tables.items():
+        seen: set[str] = set()
+        out[table] = []
+        for index, raw in enumerate(raw_entries):
+            where = f"models file {path}, {_entry_name(table, index, raw)}"
+            entry = _read_entry(path, table, raw, where)
+            if entry["id"] in seen:
+                raise ModelsFileError(f"{where}: id {entry['id']!r} appears twice in this file")
+            seen.add(entry["id"])
+            out[table].append(entry)
+    allow_hosts(hosts)  # only once the whole file was read without error
+    return out
 
 
 def read_models_file(path: PathLike) -> list[dict[str, Any]]:
-    """Checked card fields from a TOML/JSON models file, one dict per entry (sources resolved).
+    """Checked card fields from a user's TOML/JSON models file, one dict per entry (sources resolved).
 
     Returns partial field dicts, not cards, because an entry may override only some fields
     of an existing card; `Zoo.load_file` merges them.
     """
-    path = Path(os.path.expandvars(os.fspath(path))).expanduser()
-    out: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    raw_entries, hosts = _load_raw(path)
-    for index, raw in enumerate(raw_entries):
-        where = f"models file {path}, {_entry_name(index, raw)}"
-        entry = _check_entry(raw, where)
-        if entry["id"] in seen:
-            raise ModelsFileError(f"{where}: id {entry['id']!r} appears twice in this file")
-        seen.add(entry["id"])
-        spec = entry.pop("spec", None)
-        if spec is not None:
-            if any(k in entry for k in ("repo_id", "filename", "local_path", "url")):
-                raise ModelsFileError(f"{where}: give either 'spec' or repo_id/filename/url/local_path, not both")
-            try:
-                parsed = parse_spec(spec, base_dir=path.parent)
-            except ModelsFileError as exc:
-                raise ModelsFileError(f"{where}: {exc}") from None
-            entry = {**parsed, **entry}
-        elif entry.get("local_path"):
-            local = Path(os.path.expandvars(entry["local_path"])).expanduser()
-            entry["local_path"] = str(local if local.is_absolute() else path.parent / local)
-        entry["_where"] = where
-        out.append(entry)
-    from stylecore.engine.downloads import allow_hosts
-
-    allow_hosts(hosts)  # only once the whole file was read without error
-    return out
+    return _read_tables(path, _USER_TABLES)["models"]
 
 
 def _source_name(values: Mapping[str, Any]) -> str:
@@ -548,14 +312,23 @@ def _source_name(values: Mapping[str, Any]) -> str:
     return values.get("filename") or values.get("local_path") or Path(url).name or ""
 
 
+def _new(kind: type[RemoteFile], entry: dict[str, Any]) -> Any:
+    """The card (or file) an entry describes; its problems are the entry's, named by `_where`."""
+    values = dict(entry)
+    where = values.pop("_where", f"model {values.get('id')!r}")
+    try:
+        return kind(**values)
+    except ValueError as exc:
+        raise ModelsFileError(f"{where}: {exc}") from None
+
+
 def _merge(base: Optional[ModelCard], entry: dict[str, Any]) -> ModelCard:
-    where = entry.pop("_where", f"model {entry.get('id')!r}")
     if base is None:
         values = dict(entry)
         if "format" not in values:
             values["format"] = guess_format(_source_name(values))
     else:
-        values = {f: getattr(base, f) for f in _FIELDS}
+        values = {f.name: getattr(base, f.name) for f in fields(ModelCard)}
         hub = {"repo_id": None, "filename": None, "revision": None, "repo_type": "model"}
         if any(entry.get(k) for k in ("local_path", "url", "repo_id", "filename")):
             # a new source replaces the card's: what was known about the old file no longer applies
@@ -569,10 +342,23 @@ def _merge(base: Optional[ModelCard], entry: dict[str, Any]) -> ModelCard:
         if base.is_builtin and "format" not in entry and any(entry.get(k) for k in _SOURCE_FIELDS):
             values["format"] = guess_format(_source_name(entry))
         values.update(entry)
-    try:
-        return ModelCard(**values)
-    except ValueError as exc:
-        raise ModelsFileError(f"{where}: {exc}") from None
+    return _new(ModelCard, values)
+
+
+_BUILTIN = _read_tables(BUILTIN_CARDS_FILE, tuple(_TABLES))
+BUILTIN_CARDS: tuple[ModelCard, ...] = tuple(_new(ModelCard, entry) for entry in _BUILTIN["models"])
+# (card, kind) of each released encoder: kept out of the generator list (see stylecore.inversion.encoder_cards)
+BUILTIN_ENCODERS: tuple[tuple[ModelCard, str], ...] = tuple(
+    (_new(ModelCard, {k: v for k, v in entry.items() if k != "kind"}), entry["kind"]) for entry in _BUILTIN["encoders"])
+BUILTIN_FILES: tuple[RemoteFile, ...] = tuple(_new(RemoteFile, entry) for entry in _BUILTIN["files"])
+
+
+def builtin_file(file_id: str) -> RemoteFile:
+    """The built-in auxiliary file with this id; the error lists the ids there are."""
+    for item in BUILTIN_FILES:
+        if item.id == file_id:
+            return item
+    raise KeyError(f"unknown built-in file {file_id!r}; known: {', '.join(f.id for f in BUILTIN_FILES)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -626,7 +412,7 @@ class Zoo:
         text = spec.strip() if isinstance(spec, str) else spec
         if id is None and isinstance(text, str) and "=" in text and not Path(text).exists():
             head, _, tail = text.partition("=")
-            if _ID_RE.fullmatch(head):
+            if ID_RE.fullmatch(head):
                 id, text = head, tail
         values = {**parse_spec(text), **fields_}
         if id is None:

@@ -1,32 +1,37 @@
 """Run several inversion methods on one prepared image and measure each the same way.
 
-A method is a `MethodSpec`: "w" (official projector), "wplus" (Image2StyleGAN), "encoder"
-(pSp / e4e / ReStyle through stylecore.inversion.encoders) or "hybrid" (an encoder's codes refined by W+
-optimisation). Encoders are resolved by an `EncoderResolver`, by default the encoder zoo, so tests
-and scripts can plug in any function that maps an image to W+ codes.
+The methods and their budgets are the registry's (stylecore.inversion.methods). Encoders are resolved
+by an `EncoderResolver`: `managed_encoders(manager)` keeps them with the manager's other networks,
+`load_encoder_run` loads one for a single use; tests and scripts can plug in any function that maps an
+image to W+ codes.
 """
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
-from stylecore.inversion.optimize import (InversionResult, ProjectorConfig, Progress, ShouldStop, WPlusConfig, codes_result,
-                              hybrid, project_w, project_wplus, target_tensor)
-from stylecore.perception.metrics import image_metrics
+from stylecore.codes.generate import to_uint8
+from stylecore.codes.latents import seeds_to_ws
+from stylecore.inversion.methods import Job, MethodSpec, method
+from stylecore.inversion.optimize import (InversionResult, ProjectorConfig, WStats, codes_result, target_tensor,
+                                          w_stats)
 from stylecore.networks.digest import synthesis_digest
+from stylecore.perception.metrics import image_metrics, shared_lpips
+from stylecore.progress import Progress, ShouldStop, from_bytes, scaled, stop_requested
 
-__all__ = ["METHOD_KINDS", "MethodSpec", "EncoderRun", "EncoderResolver", "zoo_encoder", "run_methods",
-           "result_tensor", "save_result", "decoder_match_note", "MAX_STEPS", "MAX_ITERATIONS"]
+if TYPE_CHECKING:
+    from stylecore.engine.manager import LoadedModel, ModelManager
+    from stylecore.inversion.encoders import EncoderModel
 
-METHOD_KINDS = ("w", "wplus", "encoder", "hybrid")
-MAX_STEPS = 10000
-MAX_ITERATIONS = 20
+__all__ = ["EncoderRun", "EncoderResolver", "Comparison", "load_encoder_model", "load_encoder_run",
+           "managed_encoders", "check_encoder", "load_networks", "compare_on", "seed_target", "code_error",
+           "run_methods", "result_tensor", "save_result", "decoder_match_note"]
+
 # An encoder as the comparison needs it: (target [1, 3, R, R] in [-1, 1], iterations, progress)
 # -> W+ codes after each pass ([1, num_ws, w_dim] each; one entry for single-pass encoders). A run that
 # also has a `decoder` attribute (the network the encoder was trained with) gets its results checked
@@ -35,85 +40,50 @@ EncoderRun = Callable[[torch.Tensor, int, Progress], list[torch.Tensor]]
 EncoderResolver = Callable[[str, Progress], EncoderRun]
 
 
-@dataclass(frozen=True)
-class MethodSpec:
-    """One method to run, with its budget: optimisation steps, or encoder iterations (ReStyle)."""
-
-    kind: str
-    steps: int = 0
-    encoder: str = ""
-    iterations: int = 1
-
-    def validate(self) -> None:
-        if self.kind not in METHOD_KINDS:
-            raise ValueError(f"unknown inversion method {self.kind!r}: use one of {', '.join(METHOD_KINDS)}")
-        if self.kind in ("w", "wplus", "hybrid") and not 1 <= int(self.steps) <= MAX_STEPS:
-            raise ValueError(f"{self.label}: steps must be from 1 to {MAX_STEPS}, got {self.steps}")
-        if self.kind in ("encoder", "hybrid"):
-            if not self.encoder:
-                raise ValueError(f"{self.label}: choose an encoder")
-            if not 1 <= int(self.iterations) <= MAX_ITERATIONS:
-                raise ValueError(f"{self.label}: iterations must be from 1 to {MAX_ITERATIONS}, got {self.iterations}")
-
-    @property
-    def label(self) -> str:
-        return {"w": "W optimisation", "wplus": "W+ optimisation", "encoder": f"encoder {self.encoder}",
-                "hybrid": f"hybrid ({self.encoder} + W+)"}.get(self.kind, self.kind)
-
-    @property
-    def cost(self) -> float:
-        """Rough relative cost, to split the progress bar between methods."""
-        return float(self.steps if self.kind != "encoder" else 0) + 5.0 * self.iterations * (self.kind != "w")
-
-
-_ENCODERS: dict[tuple, object] = {}
-_ENCODERS_LOCK = threading.Lock()
-
-
-def zoo_encoder(encoder_id: str, progress: Progress = None, device: torch.device = torch.device("cpu")) -> EncoderRun:
-    """The default resolver: fetch an encoder by id (or a local .pt path) through the encoder zoo,
-    load it once per device, and run encode()/restyle() on it."""
-    from stylecore.inversion import encoders
+def load_encoder_model(encoder_id: str, progress: Progress = None,
+                       device: torch.device = torch.device("cpu")) -> EncoderModel:
+    """An encoder by zoo id (downloaded on first use) or local .pt path, loaded on `device`."""
+    from stylecore.inversion.encoder_cards import fetch_encoder
+    from stylecore.inversion.encoders import load_encoder
 
     local = Path(encoder_id).expanduser()
-    key = (encoder_id, str(device), local.stat().st_mtime if local.is_file() else None)
-    with _ENCODERS_LOCK:
-        model = _ENCODERS.get(key)
-        if model is None:
-            if local.is_file():
-                path = local
-            else:
-                try:
-                    from stylecore.inversion.encoder_cards import fetch_encoder
-                except ImportError as exc:
-                    raise ValueError("encoders are not available in this installation (stylecore.inversion.encoder_cards is "
-                                     "missing); give a local .pt path instead") from exc
+    path = local if local.is_file() else fetch_encoder(encoder_id, progress=from_bytes(progress))
+    return load_encoder(path, device=device)
 
-                def on_bytes(done: int, total: Optional[int], message: str) -> None:
-                    if progress is not None:
-                        progress(done / total if total else 0.0, message)
 
-                path = fetch_encoder(encoder_id, progress=on_bytes)
-            model = encoders.load_encoder(path, device=device)
-            _ENCODERS[key] = model
+def load_encoder_run(encoder_id: str, progress: Progress = None,
+                     device: torch.device = torch.device("cpu")) -> EncoderRun:
+    """The resolver for a single use: the encoder is loaded now and dropped after the comparison."""
+    return _EncoderModelRun(load_encoder_model(encoder_id, progress, device))
 
-    return _ZooEncoderRun(model)
+
+def managed_encoders(manager: ModelManager, device: Optional[torch.device] = None) -> EncoderResolver:
+    """The resolver that keeps each encoder in `manager` (key ("encoder", id, device); a local file's
+    modification time joins the key, so a replaced checkpoint is read again) under its memory budget."""
+    device = device or manager.device
+
+    def resolve(encoder_id: str, progress: Progress) -> EncoderRun:
+        local = Path(encoder_id).expanduser()
+        key = ("encoder", encoder_id, str(device)) + ((local.stat().st_mtime,) if local.is_file() else ())
+        return _EncoderModelRun(manager.resource(key, lambda: load_encoder_model(encoder_id, progress, device)))
+
+    return resolve
 
 
 @dataclass
-class _ZooEncoderRun:
+class _EncoderModelRun:
     """A loaded encoder as an `EncoderRun`, carrying the decoder it was trained with."""
 
-    model: object
+    model: EncoderModel
 
     @property
     def decoder(self) -> torch.nn.Module:
-        return self.model.decoder  # type: ignore[attr-defined]
+        return self.model.decoder
 
     def __call__(self, target: torch.Tensor, iterations: int, step_progress: Progress) -> list[torch.Tensor]:
         from stylecore.inversion import encoders
 
-        if getattr(self.model, "iterative", False):
+        if self.model.iterative:
             def on_step(done: int, total: int, message: str) -> None:
                 if step_progress is not None:
                     step_progress(done / total, message)
@@ -147,11 +117,13 @@ def _measure(result: InversionResult, target: torch.Tensor, lpips_net: torch.nn.
 
 def run_methods(G: torch.nn.Module, image: np.ndarray, methods: Sequence[MethodSpec], lpips_net: torch.nn.Module,
                 resolve_encoder: Optional[EncoderResolver] = None, c: Optional[torch.Tensor] = None,
-                force_fp32: bool = True, progress: Progress = None,
-                should_stop: ShouldStop = None) -> list[InversionResult]:
+                force_fp32: bool = True, progress: Progress = None, should_stop: ShouldStop = None,
+                stats: Optional[WStats] = None) -> list[InversionResult]:
     """Invert `image` (uint8 [R, R, 3], already aligned) with each method in turn; each result gets
     LPIPS / PSNR / MSE against the target. An encoder used both alone and as a hybrid start runs once.
-    Stopping ends the running method early (its partial result is kept) and skips the rest."""
+    Stopping ends the running method early (its partial result is kept) and skips the rest.
+    Without `resolve_encoder`, encoders are loaded for this call only (`load_encoder_run`); without
+    `stats` (G's `w_stats`), each optimiser computes them."""
     if not methods:
         raise ValueError("choose at least one inversion method")
     for spec in methods:
@@ -159,21 +131,12 @@ def run_methods(G: torch.nn.Module, image: np.ndarray, methods: Sequence[MethodS
     device = next(G.parameters()).device
     lpips_net = lpips_net.to(device)
     target = target_tensor(image, G, device)
-    resolve = resolve_encoder or (lambda ident, prog: zoo_encoder(ident, prog, device))
-    total = sum(max(s.cost, 1.0) for s in methods)
-    done = 0.0
-    results: list[InversionResult] = []
-    encoder_cache: dict[tuple[str, int], InversionResult] = {}
+    resolve = resolve_encoder or (lambda ident, prog: load_encoder_run(ident, prog, device))
+    encoded: dict[tuple[str, int], InversionResult] = {}
 
-    def sub_progress(weight: float) -> Progress:
-        if progress is None:
-            return None
-        base = done
-        return lambda fraction, message: progress(min(1.0, (base + weight * fraction) / total), message)
-
-    def run_encoder(spec: MethodSpec, prog: Progress) -> InversionResult:
+    def encode(spec: MethodSpec, prog: Progress) -> InversionResult:
         key = (spec.encoder, spec.iterations)
-        if key not in encoder_cache:
+        if key not in encoded:
             encoder = resolve(spec.encoder, prog)
             start = time.perf_counter()
             passes = encoder(target, spec.iterations, prog)
@@ -184,29 +147,101 @@ def run_methods(G: torch.nn.Module, image: np.ndarray, methods: Sequence[MethodS
             result = codes_result(G, passes[-1], name, time.perf_counter() - start, force_fp32,
                                   iterations=passes if len(passes) > 1 else ())
             result.note = decoder_match_note(f"encoder {label}", getattr(encoder, "decoder", None), G)
-            encoder_cache[key] = _measure(result, target, lpips_net)
-        return encoder_cache[key]
+            encoded[key] = _measure(result, target, lpips_net)
+        return encoded[key]
 
+    job = Job(G, target, lpips_net, encode, c=c, force_fp32=force_fp32, should_stop=should_stop, stats=stats)
+    total = sum(max(s.cost, 1.0) for s in methods)
+    done = 0.0
+    results: list[InversionResult] = []
     for spec in methods:
-        if should_stop is not None and should_stop():
+        if stop_requested(should_stop):
             break
         weight = max(spec.cost, 1.0)
-        prog = sub_progress(weight)
-        if spec.kind == "w":
-            result = project_w(G, target, lpips_net, ProjectorConfig(steps=int(spec.steps)), c=c,
-                               force_fp32=force_fp32, progress=prog, should_stop=should_stop)
-        elif spec.kind == "wplus":
-            result = project_wplus(G, target, lpips_net, WPlusConfig(steps=int(spec.steps)), c=c,
-                                   force_fp32=force_fp32, progress=prog, should_stop=should_stop)
-        elif spec.kind == "encoder":
-            result = run_encoder(spec, prog)
-        else:
-            start = run_encoder(spec, prog)
-            result = hybrid(G, target, lpips_net, start, WPlusConfig(steps=int(spec.steps)), force_fp32=force_fp32,
-                            progress=prog, should_stop=should_stop)
+        result = method(spec.kind).run(job, spec, scaled(progress, done / total, (done + weight) / total))
         results.append(_measure(result, target, lpips_net))
         done += weight
     return results
+
+
+def check_encoder(encoder: str, G: torch.nn.Module) -> None:
+    """Refuse an unknown encoder, or a zoo encoder made for another resolution, before downloading it
+    (a local checkpoint is checked once its codes are known)."""
+    from stylecore.inversion.encoder_cards import encoder_zoo
+
+    zoo = encoder_zoo()
+    if encoder not in zoo:
+        if len(encoder) > 1024 or not encoder.endswith((".pt", ".pth")) or not Path(encoder).is_file():
+            raise ValueError(f"unknown encoder {encoder[:60]!r}: choose one of {', '.join(zoo.ids())} "
+                             "or give the path of a local .pt checkpoint")
+        return
+    card = zoo.get(encoder)
+    if card.resolution and card.resolution != G.img_resolution:
+        raise ValueError(f"encoder {encoder} was trained for a {card.resolution}x{card.resolution} generator; this "
+                         f"model is {G.img_resolution}x{G.img_resolution}: choose a matching model or encoder")
+
+
+def load_networks(manager: ModelManager, G: torch.nn.Module, methods: Sequence[MethodSpec],
+                  progress: Progress = None) -> None:
+    """Check the methods' encoders against G, then download and load them and LPIPS into `manager`
+    (e.g. before a ZeroGPU slot is taken)."""
+    for spec in methods:
+        if spec.encoder:
+            check_encoder(spec.encoder, G)
+    shared_lpips(manager, from_bytes(progress))
+    resolve = managed_encoders(manager)
+    for encoder in dict.fromkeys(spec.encoder for spec in methods if spec.encoder):
+        resolve(encoder, progress)
+
+
+@dataclass
+class Comparison:
+    """One comparison's results (one per method that ran) and what the caller must know to read them."""
+
+    results: list[InversionResult]
+    planned: int  # methods asked for
+    random_lpips: bool  # LPIPS on a random VGG16 backbone: values not comparable with published ones
+
+    @property
+    def stopped(self) -> bool:
+        return any(r.cancelled for r in self.results) or len(self.results) < self.planned
+
+    @property
+    def notes(self) -> list[str]:
+        """The results' notes (and their encoder starts'), each once."""
+        notes = [r.note for r in self.results] + [r.start.note for r in self.results if r.start]
+        return list(dict.fromkeys(note for note in notes if note))
+
+
+def compare_on(manager: ModelManager, model: LoadedModel, image: np.ndarray, methods: Sequence[MethodSpec],
+               progress: Progress = None, should_stop: ShouldStop = None) -> Comparison:
+    """`run_methods` on a managed model, with the LPIPS network, encoders and w statistics the manager keeps."""
+    if model.G.c_dim:
+        raise ValueError("inversion of conditional (class-labelled) models is not supported")
+    for spec in methods:
+        if spec.encoder:
+            check_encoder(spec.encoder, model.G)
+    lpips_net = shared_lpips(manager, from_bytes(progress))
+    samples = ProjectorConfig().w_avg_samples
+    stats = manager.resource(("w_stats", model.card.id, samples), lambda: w_stats(model.G, samples))
+    results = run_methods(model.G, image, methods, lpips_net, managed_encoders(manager, model.device),
+                          force_fp32=model.force_fp32, progress=progress, should_stop=should_stop, stats=stats)
+    return Comparison(results, len(methods), lpips_net.random_backbone)
+
+
+@torch.no_grad()
+def seed_target(G: torch.nn.Module, seed: int, truncation_psi: float = 0.7,
+                force_fp32: bool = True) -> tuple[np.ndarray, torch.Tensor]:
+    """A seed's image as an RGB uint8 target, and its true code [1, num_ws, w_dim]: inverting it shows
+    how close each method gets to a code that is known."""
+    ws = seeds_to_ws(G, [seed], truncation_psi, device=next(G.parameters()).device)
+    image = to_uint8(G.synthesis(ws, noise_mode="const", force_fp32=force_fp32))[0]
+    return (np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image), ws
+
+
+def code_error(result: InversionResult, true_ws: torch.Tensor) -> float:
+    """Mean distance per layer between a result's codes and the true ones."""
+    return float((result.ws - true_ws.cpu()).norm(dim=-1).mean())
 
 
 def save_result(path: Union[str, Path], result: InversionResult) -> Path:

@@ -15,11 +15,9 @@ loss curve and time.
 from __future__ import annotations
 
 import math
-import threading
 import time
-import weakref
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -29,13 +27,11 @@ from torch.func import functional_call
 
 from stylecore.codes.generate import to_uint8
 from stylecore.perception.metrics import LpipsTarget
+from stylecore.progress import Progress, ShouldStop, stop_requested
 
-__all__ = ["ProjectorConfig", "WPlusConfig", "InversionResult", "target_tensor", "w_stats", "projector_lr",
+__all__ = ["ProjectorConfig", "WPlusConfig", "InversionResult", "WStats", "target_tensor", "w_stats", "projector_lr",
            "projector_w_noise_scale", "noise_regularization", "render", "project_w", "project_wplus", "hybrid",
            "codes_result"]
-
-Progress = Optional[Callable[[float, str], None]]
-ShouldStop = Optional[Callable[[], bool]]
 
 
 @dataclass(frozen=True)
@@ -103,27 +99,20 @@ def target_tensor(image: np.ndarray, G: torch.nn.Module, device: Optional[torch.
     return t.to(device or next(G.parameters()).device)
 
 
-_W_STATS: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
-_W_STATS_LOCK = threading.Lock()
+WStats = tuple[torch.Tensor, float]  # w_avg [1, 1, w_dim] and the scalar w_std
 
 
 @torch.no_grad()
-def w_stats(G: torch.nn.Module, samples: int = 10000, c: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, float]:
+def w_stats(G: torch.nn.Module, samples: int = 10000, c: Optional[torch.Tensor] = None) -> WStats:
     """w_avg [1, 1, w_dim] and the scalar w_std of `samples` mapped z (RandomState(123), one batch),
-    as the official projector computes them; cached per generator."""
+    as the official projector computes them. Not kept here: a caller that inverts often passes them
+    in (`stats`), e.g. from the model manager."""
     device = next(G.parameters()).device
-    key = (samples, None if c is None else tuple(c.flatten().tolist()))
-    with _W_STATS_LOCK:
-        cached = _W_STATS.setdefault(G, {}).get(key)
-    if cached is not None:
-        return cached[0].to(device), cached[1]
     z = torch.from_numpy(np.random.RandomState(123).randn(samples, G.z_dim)).to(device=device, dtype=torch.float32)
     cs = None if c is None else c.to(device).expand(samples, -1)
     w = G.mapping(z, cs)[:, :1, :].float()
     w_avg = w.mean(0, keepdim=True)
     w_std = float(((w - w_avg).square().sum() / samples) ** 0.5)
-    with _W_STATS_LOCK:
-        _W_STATS[G][key] = (w_avg.cpu(), w_std)
     return w_avg, w_std
 
 
@@ -181,11 +170,11 @@ class _Reporter:
         if self.progress is not None and (now - self.last > 0.1 or i + 1 == self.steps):
             self.last = now
             self.progress((i + 1) / self.steps, f"{self.label}: step {i + 1} of {self.steps}, loss {loss:.4f}")
-        return bool(self.should_stop and self.should_stop())
+        return stop_requested(self.should_stop)
 
 
 def _check(G: torch.nn.Module, target: torch.Tensor, steps: int) -> None:
-    if "stylenerf" in type(G).__module__:
+    if G.architecture == "stylenerf":
         raise ValueError("inversion works with StyleGAN2 and StyleGAN3 models; StyleNeRF models are not supported")
     R = G.img_resolution
     if tuple(target.shape) != (1, G.img_channels, R, R):
@@ -200,8 +189,10 @@ def _check(G: torch.nn.Module, target: torch.Tensor, steps: int) -> None:
 
 def project_w(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Module,
               config: ProjectorConfig = ProjectorConfig(), c: Optional[torch.Tensor] = None, force_fp32: bool = True,
-              progress: Progress = None, should_stop: ShouldStop = None) -> InversionResult:
-    """Project `target` ([1, C, R, R] in [-1, 1]) into W with the official projector's schedule.
+              progress: Progress = None, should_stop: ShouldStop = None,
+              stats: Optional[WStats] = None) -> InversionResult:
+    """Project `target` ([1, C, R, R] in [-1, 1]) into W with the official projector's schedule,
+    starting at w_avg (`stats`, from `w_stats` when not given).
 
     Returns the final w broadcast to [1, num_ws, w_dim], the image rendered with the optimised noise
     maps (also returned, by buffer name), and LPIPS + weighted noise regulariser per step.
@@ -210,8 +201,8 @@ def project_w(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Modu
     start = time.perf_counter()
     device = target.device
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    w_avg, w_std = w_stats(G, config.w_avg_samples, c)
-    w_opt = w_avg.detach().clone().requires_grad_(True)
+    w_avg, w_std = stats if stats is not None else w_stats(G, config.w_avg_samples, c)
+    w_opt = w_avg.detach().to(device).clone().requires_grad_(True)
     noise = {}
     if config.optimize_noise:
         noise = {name: torch.randn(buf.shape, generator=gen, device=device).requires_grad_(True)
@@ -255,17 +246,19 @@ def project_w(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Modu
 def project_wplus(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Module,
                   config: WPlusConfig = WPlusConfig(), init_ws: Optional[torch.Tensor] = None,
                   c: Optional[torch.Tensor] = None, force_fp32: bool = True, progress: Progress = None,
-                  should_stop: ShouldStop = None, method: str = "W+ optimisation (Image2StyleGAN)") -> InversionResult:
+                  should_stop: ShouldStop = None, method: str = "W+ optimisation (Image2StyleGAN)",
+                  stats: Optional[WStats] = None) -> InversionResult:
     """Optimise one code per layer (W+) against MSE + perceptual (LPIPS) loss, with Adam.
 
-    Starts at w_avg on every layer (Image2StyleGAN), or at `init_ws` [1, num_ws, w_dim] (hybrid).
+    Starts at w_avg on every layer (Image2StyleGAN; `stats`, from `w_stats` when not given), or at
+    `init_ws` [1, num_ws, w_dim] (hybrid).
     The noise maps stay the model's own.
     """
     _check(G, target, config.steps)
     start = time.perf_counter()
     device = target.device
     if init_ws is None:
-        w_avg, _ = w_stats(G, config.w_avg_samples, c)
+        w_avg, _ = stats if stats is not None else w_stats(G, config.w_avg_samples, c)
         init_ws = w_avg.repeat(1, G.num_ws, 1)
     if tuple(init_ws.shape) != (1, G.num_ws, G.w_dim):
         raise ValueError(f"the starting codes must be [1, {G.num_ws}, {G.w_dim}], got {list(init_ws.shape)}")

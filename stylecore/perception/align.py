@@ -22,10 +22,12 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from stylecore.engine.zoo import ModelCard
+from stylecore.engine.zoo import builtin_file
+from stylecore.progress import ByteProgress
 
 __all__ = ["MAX_PIXELS", "DETECT_MAX_SIDE", "FACE_DOMAINS", "LANDMARKS_CARD", "ENV_LANDMARKS", "Face",
-           "NoFaceError", "Prepared", "read_image", "to_rgb", "landmark_model_path", "detect_faces", "ffhq_quad",
+           "NoFaceError", "Prepared", "FaceFinder", "read_image", "to_rgb", "landmark_model_path",
+           "load_face_finder", "detect_faces", "ffhq_quad",
            "align_face", "centre_crop", "prepare_image", "is_face_domain", "describe_faces"]
 
 MAX_PIXELS = 80_000_000  # larger images are refused (JPEGs are decoded at a reduced scale instead)
@@ -33,12 +35,8 @@ DETECT_MAX_SIDE = 1024  # faces are detected on a copy no larger than this; land
 FACE_DOMAINS = ("faces", "face", "ffhq", "celebahq", "metfaces", "portraits", "toonify")
 ENV_LANDMARKS = "STYLECORE_DLIB_LANDMARKS"
 LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
-LANDMARKS_CARD = ModelCard(
-    id="dlib-68-landmarks", title="dlib 68-point face landmarks", repo_id="public-data/dlib_face_landmark_model",
-    filename=LANDMARKS_FILE, license="dlib model trained on iBUG 300-W (its terms exclude commercial use)",
-    notes="face alignment for inversion")
+LANDMARKS_CARD = builtin_file("dlib-68-landmarks")
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
-ByteProgress = Optional[Callable[[int, Optional[int], str], None]]
 
 
 class NoFaceError(ValueError):
@@ -188,48 +186,51 @@ def landmark_model_path(progress: ByteProgress = None) -> Path:
     return hub.fetch(LANDMARKS_CARD, progress=progress)
 
 
-_DLIB_LOCK = threading.Lock()
-_DLIB: dict[str, object] = {}
+@dataclass
+class FaceFinder:
+    """dlib's frontal face detector and 68-landmark predictor, used under one lock (dlib's objects are
+    not documented as thread-safe). Loading one reads a 100 MB file: callers keep it (the model manager)."""
+
+    detector: object
+    predictor: object
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
-def _dlib_models(progress: ByteProgress) -> tuple[object, object]:
+def load_face_finder(progress: ByteProgress = None) -> FaceFinder:
+    """The detector and the landmark model of `landmark_model_path`, loaded now."""
     try:
         import dlib
     except ImportError as exc:
         raise ValueError("face alignment needs dlib: pip install dlib-bin (or use a centre crop)") from exc
     path = landmark_model_path(progress)
-    if "detector" not in _DLIB:
-        _DLIB["detector"] = dlib.get_frontal_face_detector()
-    key = f"predictor:{path}"
-    if key not in _DLIB:
-        try:
-            _DLIB[key] = dlib.shape_predictor(str(path))
-        except RuntimeError as exc:
-            raise ValueError(f"{path}: not a dlib landmark model ({exc})") from exc
-    return _DLIB["detector"], _DLIB[key]
+    try:
+        predictor = dlib.shape_predictor(str(path))
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: not a dlib landmark model ({exc})") from exc
+    return FaceFinder(dlib.get_frontal_face_detector(), predictor)
 
 
-def detect_faces(img: Image.Image, progress: ByteProgress = None) -> list[Face]:
+def detect_faces(img: Image.Image, progress: ByteProgress = None, finder: Optional[FaceFinder] = None) -> list[Face]:
     """Every frontal face dlib finds (HOG detector, upsample 1) with its 68 landmarks, largest first.
 
     Detection runs on a copy at most DETECT_MAX_SIDE pixels wide; the landmarks are then placed on
-    the full-resolution image.
+    the full-resolution image. Without `finder`, one is loaded for this call.
     """
     import dlib
 
+    finder = finder or load_face_finder(progress)
     img = to_rgb(img)
     scale = min(1.0, DETECT_MAX_SIDE / max(img.size))
     small = img if scale == 1.0 else img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                                                  Image.Resampling.LANCZOS)
     full = np.asarray(img)
-    with _DLIB_LOCK:  # dlib's objects are not documented as thread-safe
-        detector, predictor = _dlib_models(progress)
-        rects = list(detector(np.asarray(small), 1))
+    with finder.lock:
+        rects = list(finder.detector(np.asarray(small), 1))
         faces = []
         for r in rects:
             box = (int(round(r.left() / scale)), int(round(r.top() / scale)),
                    int(round(r.right() / scale)), int(round(r.bottom() / scale)))
-            shape = predictor(full, dlib.rectangle(*box))
+            shape = finder.predictor(full, dlib.rectangle(*box))
             points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
             faces.append(Face(box=box, landmarks=points))
     faces.sort(key=lambda f: f.area, reverse=True)
@@ -329,12 +330,14 @@ def is_face_domain(domain: str) -> bool:
 
 
 def prepare_image(img: Image.Image, resolution: int, mode: str = "auto", domain: str = "",
-                  fallback_to_crop: bool = False, progress: ByteProgress = None) -> Prepared:
+                  fallback_to_crop: bool = False, progress: ByteProgress = None,
+                  finder: Optional[Callable[[], FaceFinder]] = None) -> Prepared:
     """The image to invert, `resolution` square.
 
     mode "auto" aligns faces for face-domain models and centre crops otherwise; "align" always
     aligns; "crop" centre crops; "resize" squashes the whole image. With no face found, "align"
-    raises NoFaceError unless `fallback_to_crop`.
+    raises NoFaceError unless `fallback_to_crop`. `finder` gives the face finder when alignment needs
+    one (e.g. the one the model manager keeps); without it, one is loaded for this call.
     """
     if mode not in ("auto", "align", "crop", "resize"):
         raise ValueError(f"alignment must be 'auto', 'align', 'crop' or 'resize', not {mode!r}")
@@ -347,7 +350,7 @@ def prepare_image(img: Image.Image, resolution: int, mode: str = "auto", domain:
     if mode == "crop" or (mode == "auto" and not is_face_domain(domain)):
         why = "" if mode == "crop" else f" (the model's domain '{domain or 'unknown'}' is not faces: no alignment)"
         return Prepared(np.asarray(centre_crop(img, resolution)), "centre crop", f"centre crop{why}")
-    faces = detect_faces(img, progress)
+    faces = detect_faces(img, progress, finder() if finder is not None else None)
     if not faces:
         if fallback_to_crop:
             return Prepared(np.asarray(centre_crop(img, resolution)), "centre crop",

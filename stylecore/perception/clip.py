@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,11 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from stylecore.engine.zoo import builtin_file
+from stylecore.progress import ByteProgress
+
 __all__ = ["ClipSpec", "CLIP_MODELS", "DEFAULT_CLIP", "ENV_CLIP", "MAX_PROMPT_CHARS", "ClipModel", "resolve_clip",
            "build_clip", "load_clip", "clean_prompt"]
-
-Progress = Optional[Callable[[int, Optional[int], str], None]]
 
 ENV_CLIP = "STYLECORE_CLIP"
 MAX_PROMPT_CHARS = 1000  # CLIP reads 77 tokens; far longer text is a mistake, not a prompt
@@ -47,14 +47,16 @@ class ClipSpec:
     title: str = ""
 
 
+def _builtin_clip(clip_id: str, arch: str) -> ClipSpec:
+    """A built-in CLIP: its weights are the built-in file "clip-<id>" (stylecore/engine/cards.toml)."""
+    weights = builtin_file(f"clip-{clip_id}")
+    return ClipSpec(clip_id, arch, weights.repo_id, weights.filename, weights.revision, weights.title)
+
+
 CLIP_MODELS: dict[str, ClipSpec] = {s.id: s for s in (
-    ClipSpec("openai-vit-b-32", "ViT-B-32-quickgelu", "timm/vit_base_patch32_clip_224.openai",
-             revision="ab5b8ef490e86faa07d3523926b842c765de1de5",  # the commit seen on the Hub (real_files.md)
-             title="OpenAI CLIP ViT-B/32 (the model StyleCLIP used)"),
-    ClipSpec("openai-vit-b-16", "ViT-B-16-quickgelu", "timm/vit_base_patch16_clip_224.openai",
-             title="OpenAI CLIP ViT-B/16"),
-    ClipSpec("openai-vit-l-14", "ViT-L-14-quickgelu", "timm/vit_large_patch14_clip_224.openai",
-             title="OpenAI CLIP ViT-L/14"),
+    _builtin_clip("openai-vit-b-32", "ViT-B-32-quickgelu"),
+    _builtin_clip("openai-vit-b-16", "ViT-B-16-quickgelu"),
+    _builtin_clip("openai-vit-l-14", "ViT-L-14-quickgelu"),
 )}
 DEFAULT_CLIP = "openai-vit-b-32"
 
@@ -96,17 +98,23 @@ def clean_prompt(text: object, what: str = "prompt") -> str:
     return cleaned
 
 
-class ClipModel:
-    """An open_clip model with its tokenizer; encodes text and [-1, 1] image tensors to unit vectors."""
+class ClipModel(torch.nn.Module):
+    """An open_clip model with its tokenizer; encodes text and [-1, 1] image tensors to unit vectors.
+
+    A module so that moving it moves everything and the model manager can count its memory."""
 
     def __init__(self, model: torch.nn.Module, tokenizer: Callable, name: str = "clip"):
+        super().__init__()
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.name = name
         size = getattr(model.visual, "image_size", 224)
         self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
-        self.mean = torch.tensor(getattr(model.visual, "image_mean", None) or OPENAI_MEAN).view(1, 3, 1, 1)
-        self.std = torch.tensor(getattr(model.visual, "image_std", None) or OPENAI_STD).view(1, 3, 1, 1)
+        mean = getattr(model.visual, "image_mean", None) or OPENAI_MEAN
+        std = getattr(model.visual, "image_std", None) or OPENAI_STD
+        device = next(model.parameters()).device
+        self.register_buffer("mean", torch.tensor(mean, device=device).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, device=device).view(1, 3, 1, 1), persistent=False)
 
     @property
     def device(self) -> torch.device:
@@ -115,10 +123,6 @@ class ClipModel:
     @property
     def embed_dim(self) -> int:
         return int(self.model.text_projection.shape[1])
-
-    def to(self, device: Union[str, torch.device]) -> "ClipModel":
-        self.model.to(device)
-        return self
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """[N, 3, H, W] in [-1, 1] -> CLIP's input: short side resized (bicubic, antialiased) to the
@@ -192,28 +196,21 @@ def build_clip(arch: Optional[str] = "ViT-B-32-quickgelu", weights: Optional[str
     return ClipModel(model.to(device), tokenizer, name=str(arch or "clip"))
 
 
-_LOADED: dict[tuple[str, str], ClipModel] = {}
-_LOCK = threading.Lock()
-
-
 def load_clip(name: Optional[str] = None, device: Union[str, torch.device] = "cpu",
-              progress: Progress = None) -> ClipModel:
-    """The CLIP model `name` (see resolve_clip) on `device`, downloaded once into the hub cache and
-    kept loaded for later requests."""
+              progress: ByteProgress = None) -> ClipModel:
+    """A fresh CLIP model `name` (see resolve_clip) on `device`, its files downloaded once into the hub
+    cache. Callers keep it (the app: through ModelManager.resource)."""
     from stylecore.engine.assets import fetch_file
 
     spec = resolve_clip(name)
-    key = (spec.id, str(torch.device(device)))
-    with _LOCK:
-        if key not in _LOADED:
-            config = None
-            if spec.arch is None:
-                config_path = fetch_file(spec.repo_id, "open_clip_config.json", revision=spec.revision)
-                try:
-                    config = json.loads(Path(config_path).read_text(encoding="utf-8"))
-                except (OSError, ValueError) as exc:
-                    raise ValueError(f"{spec.repo_id}: unreadable open_clip_config.json ({exc})") from None
-            path = fetch_file(spec.repo_id, spec.filename, revision=spec.revision, progress=progress)
-            _LOADED[key] = build_clip(spec.arch, str(path), device, config=config)
-            _LOADED[key].name = spec.id
-        return _LOADED[key]
+    config = None
+    if spec.arch is None:
+        config_path = fetch_file(spec.repo_id, "open_clip_config.json", revision=spec.revision)
+        try:
+            config = json.loads(Path(config_path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{spec.repo_id}: unreadable open_clip_config.json ({exc})") from None
+    path = fetch_file(spec.repo_id, spec.filename, revision=spec.revision, progress=progress)
+    clip = build_clip(spec.arch, str(path), device, config=config)
+    clip.name = spec.id
+    return clip

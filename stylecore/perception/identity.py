@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylecore.formats.errors import CheckpointError
-from stylecore.engine.zoo import ModelCard
+from stylecore.engine.zoo import builtin_file
 from stylecore.networks.encoders_backbone import (
     DEFAULT_WIDTHS,
     irse50_body,
@@ -33,14 +33,8 @@ __all__ = ["ARCFACE_CARD", "ENV_ID_WEIGHTS", "IdentityNet", "IdentityWeightsErro
            "load_identity", "identity_embedding", "identity_loss"]
 
 ENV_ID_WEIGHTS = "STYLECORE_ID_WEIGHTS"
-# The released IR-SE50 weights on the Hub (reference/real_files.md section 4: 175 MB, PT3 globals). The
-# repo's commit is known only as a9bd6d2, which cannot be resolved here, so the card follows `main`.
-ARCFACE_CARD = ModelCard(
-    id="arcface-ir-se50", title="ArcFace IR-SE50 face recognition (model_ir_se50.pth)",
-    repo_id="matbee/model_ir_se50_pytorch", filename="model_ir_se50.pth",
-    license="InsightFace / TreB1eN port: MIT code; weights trained on MS-Celeb-1M (research use)",
-    notes="identity loss of StyleCLIP latent optimisation (as in pSp / e4e / StyleCLIP); revision: main "
-          "(the commit a9bd6d2 seen on the Hub could not be resolved to a full hash)")
+# The released IR-SE50 weights on the Hub (reference/real_files.md section 4: 175 MB, PT3 globals).
+ARCFACE_CARD = builtin_file("arcface-ir-se50")
 INPUT_SIZE = 112
 OUTPUT_SPATIAL = 7  # 112 halved by the four stages
 EMBED_DIM = 512
@@ -58,13 +52,14 @@ def identity_weights_path(explicit: Optional[str] = None,
     """The face-recognition weights to use: a file the user gave, else $STYLECORE_ID_WEIGHTS, else the
     built-in Hub card (downloaded once into the Hub cache; errors say how to supply the file instead)."""
     from stylecore.engine import hub
+    from stylecore.engine.remote import ModelUnavailable
 
     chosen = (explicit or "").strip() or os.environ.get(ENV_ID_WEIGHTS, "").strip()
     if chosen:
         return Path(chosen).expanduser()
     try:
         return hub.fetch(ARCFACE_CARD, progress=progress)
-    except hub.ModelUnavailable as exc:
+    except ModelUnavailable as exc:
         raise ValueError(f"the identity loss needs face-recognition weights, and {ARCFACE_CARD.repo_id}/"
                          f"{ARCFACE_CARD.filename} could not be had ({exc.reason}): upload model_ir_se50.pth "
                          f"(ArcFace IR-SE50), set ${ENV_ID_WEIGHTS} to its path, or use identity lambda 0 to turn "

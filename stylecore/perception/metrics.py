@@ -5,35 +5,33 @@ backbone from torchvision's download site. We build it with the backbone untrain
 torchvision's ImageNet VGG16 weights from the Hub copy `timm/vgg16.tv_in1k` through
 `stylecore.engine.hub`, so a Space needs no download site besides the Hub. `build_lpips(False)` keeps
 the random backbone (tests, offline demos); STYLECORE_LPIPS_BACKBONE may name a local
-.safetensors file, or "random".
+.safetensors file, or "random". The network is kept by the model manager (`shared_lpips`), never here.
 """
 from __future__ import annotations
 
 import os
 import re
-import threading
 import warnings
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import torch
 import torch.nn.functional as F
 
-from stylecore.engine.zoo import ModelCard
+from stylecore.engine.zoo import builtin_file
+from stylecore.progress import ByteProgress
 
-__all__ = ["VGG16_CARD", "ENV_BACKBONE", "build_lpips", "get_lpips", "load_vgg16_backbone", "LpipsTarget",
-           "lpips_distance", "mse", "psnr", "image_metrics", "perceptual_input"]
+if TYPE_CHECKING:
+    from stylecore.engine.manager import ModelManager
+
+__all__ = ["VGG16_CARD", "ENV_BACKBONE", "build_lpips", "lpips_from_env", "shared_lpips", "load_vgg16_backbone",
+           "LpipsTarget", "lpips_distance", "mse", "psnr", "image_metrics", "perceptual_input"]
 
 ENV_BACKBONE = "STYLECORE_LPIPS_BACKBONE"
-VGG16_CARD = ModelCard(
-    id="lpips-vgg16-backbone", title="VGG16 (torchvision ImageNet weights) for LPIPS", repo_id="timm/vgg16.tv_in1k",
-    filename="model.safetensors", revision="3394518cba29aee1ea82a49d971be90d2dd1dab7",
-    license="BSD-3-Clause (torchvision weights)",
-    notes="backbone of the LPIPS perceptual distance used by the inversion methods")
+VGG16_CARD = builtin_file("lpips-vgg16-backbone")
 # lpips' VGG16 keeps torchvision's layer indices inside five slices: features.N -> net.slice{k}.N
 _SLICES = ((1, range(0, 4)), (2, range(4, 9)), (3, range(9, 16)), (4, range(16, 23)), (5, range(23, 30)))
 _FEATURE_KEY = re.compile(r"^(?:model\.|module\.)?features\.(\d+)\.(weight|bias)$")
-ByteProgress = Optional[Callable[[int, Optional[int], str], None]]
 
 
 def _slice_of(index: int) -> int:
@@ -99,23 +97,18 @@ def build_lpips(pretrained: bool = True, backbone: Optional[Union[str, Path]] = 
     return model.eval().requires_grad_(False)
 
 
-_CACHE: dict[tuple[str, str], torch.nn.Module] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def get_lpips(device: Union[str, torch.device] = "cpu", progress: ByteProgress = None) -> torch.nn.Module:
-    """The shared LPIPS module for a device, built once; STYLECORE_LPIPS_BACKBONE picks the backbone
-    ("random", a .safetensors path, or unset for the Hub copy)."""
+def lpips_from_env(device: Union[str, torch.device] = "cpu", progress: ByteProgress = None) -> torch.nn.Module:
+    """An LPIPS module on `device` with the backbone STYLECORE_LPIPS_BACKBONE picks ("random", a
+    .safetensors path, or unset for the Hub copy); built anew on each call."""
     choice = os.environ.get(ENV_BACKBONE, "").strip()
-    key = (str(torch.device(device)), choice)
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            if choice.lower() == "random":
-                model = build_lpips(pretrained=False)
-            else:
-                model = build_lpips(pretrained=True, backbone=choice or None, progress=progress)
-            _CACHE[key] = model.to(device)
-        return _CACHE[key]
+    if choice.lower() == "random":
+        return build_lpips(pretrained=False).to(device)
+    return build_lpips(pretrained=True, backbone=choice or None, progress=progress).to(device)
+
+
+def shared_lpips(manager: ModelManager, progress: ByteProgress = None) -> torch.nn.Module:
+    """The LPIPS module on the manager's device, built once and kept under its memory budget."""
+    return manager.resource(("lpips", "vgg", str(manager.device)), lambda: lpips_from_env(manager.device, progress))
 
 
 def perceptual_input(img: torch.Tensor, size: int = 256) -> torch.Tensor:

@@ -10,11 +10,10 @@ uses a private generator, so concurrent requests never disturb each other or the
 from __future__ import annotations
 
 import math
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Generator, Optional, Sequence, Union
+from typing import Generator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -22,9 +21,7 @@ import torch
 from stylecore.codes.generate import to_uint8
 from stylecore.codes.latents import seeds_to_ws
 from stylecore.networks.stylenerf.camera import slider_to_uv
-
-Progress = Optional[Callable[[float, str], None]]
-Cancel = Union[threading.Event, Callable[[], bool], None]
+from stylecore.progress import Cancelled, Progress, ShouldStop, report, stop_requested
 
 GEOMETRY_WS = 8  # the demo's split: ws[:, :8] shape the geometry, the rest the appearance
 BG_TEMPERATURE = 0.65  # the demo's scale of the background code (its Renderer's `tmp`)
@@ -33,8 +30,8 @@ MAX_ORBIT_FRAMES = 240
 
 
 def is_stylenerf(G: torch.nn.Module) -> bool:
-    """True for StyleNeRF generators (they carry a camera on their synthesis network)."""
-    return hasattr(G.synthesis, "get_camera") and hasattr(G.synthesis, "fg_nerf")
+    """True for StyleNeRF generators, the only ones with a 3-D camera."""
+    return G.architecture == "stylenerf"
 
 
 @dataclass(frozen=True)
@@ -150,24 +147,17 @@ def orbit_poses(frames: int, yaw_range: float = 1.0, pitch_range: float = 0.3,
     return out
 
 
-def _cancelled(cancel: Cancel) -> bool:
-    if cancel is None:
-        return False
-    return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
-
-
 def render_orbit_steps(G: torch.nn.Module, out_path: Union[str, Path], geometry_seed: int,
                        appearance_seed: Optional[int] = None, settings: ViewSettings = ViewSettings(),
                        frames: int = 48, fps: float = 24.0, yaw_range: float = 1.0, pitch_range: float = 0.3,
-                       force_fp32: bool = True, cancel: Cancel = None,
+                       force_fp32: bool = True, cancel: ShouldStop = None,
                        bg_seed: Optional[int] = None) -> Generator[tuple[float, str], None, Path]:
     """Render an orbit around one face to a browser-playable MP4 (H.264, yuv420p), frame by frame,
     yielding (fraction, message) after each frame; returns the path.
 
     The file appears only when complete: closing the generator (Gradio's Stop) or setting
-    `cancel` stops at the next frame and leaves nothing behind (`cancel` raises VideoCancelled).
+    `cancel` stops at the next frame and leaves nothing behind (`cancel` raises stylecore.progress.Cancelled).
     """
-    from stylecore.video.render import VideoCancelled
     from stylecore.video.writer import Mp4Writer, check_free_space, estimated_bytes
 
     _require_stylenerf(G)
@@ -185,13 +175,13 @@ def render_orbit_steps(G: torch.nn.Module, out_path: Union[str, Path], geometry_
     seed = geometry_seed + (appearance_seed or 0) if bg_seed is None else bg_seed
     codes = background_codes(G, seed, settings.bg_temperature)
     start = time.perf_counter()
-    if _cancelled(cancel):
-        raise VideoCancelled("orbit video cancelled before it started")
+    if stop_requested(cancel):
+        raise Cancelled("orbit video cancelled before it started")
     with Mp4Writer(out_path, (res, res), fps) as writer:
         for k, pose in enumerate(poses):
             writer.write(render_ws(G, ws, pose, codes, force_fp32)[None])
-            if _cancelled(cancel):  # before yielding: a cancelled caller may never resume this generator
-                raise VideoCancelled("orbit video cancelled; no file was written")
+            if stop_requested(cancel):  # before yielding: a cancelled caller may never resume this generator
+                raise Cancelled("orbit video cancelled; no file was written")
             rate = (k + 1) / max(time.perf_counter() - start, 1e-9)
             yield (k + 1) / len(poses), f"rendered frame {k + 1} of {len(poses)} ({rate:.2f} frames/s)"
     return out_path
@@ -200,15 +190,13 @@ def render_orbit_steps(G: torch.nn.Module, out_path: Union[str, Path], geometry_
 def render_orbit(G: torch.nn.Module, out_path: Union[str, Path], geometry_seed: int,
                  appearance_seed: Optional[int] = None, settings: ViewSettings = ViewSettings(),
                  frames: int = 48, fps: float = 24.0, yaw_range: float = 1.0, pitch_range: float = 0.3,
-                 force_fp32: bool = True, progress: Progress = None, cancel: Cancel = None,
+                 force_fp32: bool = True, progress: Progress = None, cancel: ShouldStop = None,
                  bg_seed: Optional[int] = None) -> Path:
     """`render_orbit_steps` run to the end, reporting progress through `progress(fraction, message)`."""
     steps = render_orbit_steps(G, out_path, geometry_seed, appearance_seed, settings, frames, fps, yaw_range,
                                pitch_range, force_fp32, cancel, bg_seed)
     while True:
         try:
-            fraction, message = next(steps)
+            report(progress, *next(steps))
         except StopIteration as done:
             return done.value
-        if progress is not None:
-            progress(fraction, message)

@@ -10,28 +10,22 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Generator, Iterator, Optional, Sequence, Union
+from typing import Generator, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stylecore.codes.generate import GenerationSettings, Progress, is_stylegan3, settings_ws, to_uint8
+from stylecore.codes.generate import GenerationSettings, is_stylegan3, settings_ws, to_uint8
 from stylecore.codes.latents import class_labels, load_latents, z_from_seeds
 from stylecore.video.paths import CameraPath, KeyframeWalk, num_frames
+from stylecore.progress import Cancelled, Progress, ShouldStop, report, stop_requested
 from stylecore.video.writer import Mp4Writer, check_free_space, estimated_bytes, mp4_to_gif
 
-Cancel = Union[threading.Event, Callable[[], bool], None]
 SPACES = ("w", "z")
-
-
-class VideoCancelled(Exception):
-    """The caller asked to stop; no output file was left behind."""
-
 
 def _env_int(name: str, default: int) -> int:
     text = os.environ.get(name, "").strip()
@@ -121,12 +115,6 @@ class VideoResult:
     def frames_per_second(self) -> float:
         """Rendering speed (synthesis and encoding), not the playback rate."""
         return self.plan.frames / max(self.render_seconds, 1e-9)
-
-
-def _cancelled(cancel: Cancel) -> bool:
-    if cancel is None:
-        return False
-    return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
 
 
 def _as_panels(models: Models) -> list[Panel]:
@@ -279,12 +267,12 @@ def render_video_steps(
     out_path: Union[str, Path],
     limits: Optional[VideoLimits] = None,
     batch_size: int = 8,
-    cancel: Cancel = None,
+    cancel: ShouldStop = None,
 ) -> Generator[tuple[float, str], None, VideoResult]:
     """Render step by step, yielding (fraction, message) after each batch; returns the result.
 
     Closing the generator (Gradio's Stop) or setting `cancel` stops at the next batch and
-    leaves no file behind; `cancel` then raises VideoCancelled.
+    leaves no file behind; `cancel` then raises stylecore.progress.Cancelled.
     """
     panels = _as_panels(models)
     limits = limits or VideoLimits.from_env()
@@ -298,14 +286,14 @@ def render_video_steps(
         scale = min(1.0, limits.gif_max_side / max(plan.size))
         gif_size = (int(plan.size[0] * scale), int(plan.size[1] * scale))
     check_free_space(out_path.parent, estimated_bytes(*plan.size, plan.frames, gif_size, plan.frames))
-    if _cancelled(cancel):
-        raise VideoCancelled("video cancelled before it started")
+    if stop_requested(cancel):
+        raise Cancelled("video cancelled before it started")
     start = time.perf_counter()
     with Mp4Writer(out_path, plan.size, plan.fps) as writer:
         for frames in frame_batches(panels, settings, plan, batch_size):
             writer.write(frames)
-            if _cancelled(cancel):  # before yielding: a cancelled caller may never resume this generator
-                raise VideoCancelled("video cancelled; no file was written")
+            if stop_requested(cancel):  # before yielding: a cancelled caller may never resume this generator
+                raise Cancelled("video cancelled; no file was written")
             rate = writer.frames / (time.perf_counter() - start)
             yield writer.frames / plan.frames, f"rendered {writer.frames} of {plan.frames} frames ({rate:.1f} fps)"
     gif_path = None
@@ -322,15 +310,13 @@ def render_video(
     limits: Optional[VideoLimits] = None,
     batch_size: int = 8,
     progress: Progress = None,
-    cancel: Cancel = None,
+    cancel: ShouldStop = None,
 ) -> VideoResult:
     """Render a video to `out_path` (MP4, plus a GIF beside it when asked) with progress reports."""
     steps = render_video_steps(models, settings, out_path, limits, batch_size, cancel)
     try:
         while True:
-            fraction, message = next(steps)
-            if progress is not None:
-                progress(fraction, message)
+            report(progress, *next(steps))
     except StopIteration as done:
         return done.value
     finally:

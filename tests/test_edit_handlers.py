@@ -1,0 +1,231 @@
+"""The Editing and StyleCLIP tabs' handlers called directly (no gr.Blocks) on the built-in demo network:
+edits change the image, strength 0 gives the same image and code back, the status says what was done,
+the files offered for download hold the result, and every network and table the edits need lives in
+the model manager, under its memory budget."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stylecore.codes.latents import load_latents, seeds_to_ws
+from stylecore.codes.stylespace import load_styles, style_layers
+from stylecore.edit import resources
+from stylecore.edit.edits import GANSpaceEdit, StyleSpaceEdit
+from stylecore.engine.manager import ModelManager, object_bytes
+from stylecore.engine.zoo import Zoo
+
+gr = pytest.importorskip("gradio")
+
+from spaces.editing import EditingTab  # noqa: E402
+from spaces.styleclip import StyleClipTab  # noqa: E402
+
+CLIP_REPOS = ("someone/tiny-clip-a", "someone/tiny-clip-b")
+PCA = dict(pca_samples=200, pca_components=8, pca_seed=0)
+
+
+@pytest.fixture
+def manager():
+    return ModelManager(Zoo(), device="cpu")
+
+
+@pytest.fixture
+def editing(manager):
+    return EditingTab(manager)
+
+
+# --- Editing -----------------------------------------------------------------------------------------------
+
+
+def test_ganspace_edit_changes_the_image_and_strength_zero_is_the_identity(editing, manager):
+    before, after, png, code, status = editing.apply_edit("demo", seed=3, method="GANSpace", component=0,
+                                                          pca_strength=3.0, **PCA)
+    assert before.shape == after.shape == (64, 64, 3) and before.dtype == np.uint8
+    assert np.abs(after.astype(int) - before.astype(int)).mean() > 0.5
+    assert status.startswith("**GANSpace component 0 (") and "Mean pixel change" in status and "untrained" in status
+    np.testing.assert_array_equal(np.asarray(Image.open(png)), after)  # the PNG offered is the image shown
+
+    same = editing.apply_edit("demo", seed=3, method="GANSpace", component=0, pca_strength=0.0, **PCA)
+    np.testing.assert_array_equal(same[1], same[0])
+    seed_code = seeds_to_ws(manager.get("demo").G, [3], truncation_psi=0.7)
+    assert torch.allclose(load_latents(same[3], 10, 64), seed_code, atol=1e-5)
+    # the PCA was computed once, and is kept by the manager
+    assert ("pca", "builtin-demo", 200, 8, 0) in manager.resource_keys()
+    assert manager.load_count[("pca", "builtin-demo", 200, 8, 0)] == 1
+
+
+def test_stylespace_edit_saves_the_s_code(editing, manager):
+    before, after, png, code, status = editing.apply_edit("demo", method="StyleSpace", s_layer=6, s_channel=5,
+                                                          s_strength=10.0)
+    assert "StyleSpace channel 6_5" in status and "S code" in status
+    assert (after != before).any()
+    styles = load_styles(code)
+    assert styles is not None and len(styles) == len(style_layers(manager.get("demo").G))
+    assert ("style_std", "builtin-demo") in manager.resource_keys()
+    zero = editing.apply_edit("demo", method="StyleSpace", s_layer=6, s_channel=5, s_strength=0.0)
+    np.testing.assert_array_equal(zero[1], zero[0])
+
+
+def test_interfacegan_edit_from_an_uploaded_direction(editing, tmp_path):
+    rng = np.random.RandomState(0)
+    direction, keep = tmp_path / "boundary_x.npy", tmp_path / "boundary_keep.npy"
+    np.save(direction, rng.randn(1, 64))
+    np.save(keep, rng.randn(1, 64))
+    before, after, _, code, status = editing.apply_edit("demo", method="InterFaceGAN", boundary="upload",
+                                                        boundary_file=str(direction), ifg_strength=2.0,
+                                                        ifg_layers="0-3", condition_files=[str(keep)])
+    assert status.startswith("**InterFaceGAN boundary_x.npy × 2 on W+ rows 0-3, 1 attribute(s) projected out.")
+    assert (after != before).any()
+    with pytest.raises(ValueError, match="upload a direction file"):
+        editing.apply_edit("demo", method="InterFaceGAN", boundary="upload")
+
+
+def test_part_map_and_a_confined_part_edit(editing):
+    overlay, legend = editing.show_parts("demo", part_k=4, part_samples=4)
+    assert overlay.shape == (64, 64, 3) and len(legend) == 4
+    assert sum(row[2] for row in legend) == pytest.approx(100, abs=0.5)
+    part = max(legend, key=lambda row: row[2])[0]
+    before, after, _, code, status = editing.apply_edit("demo", method="Local (parts)", part_k=4, part_samples=4,
+                                                        part=part, reference_seed=7, part_threshold=0.2)
+    assert f"part {part} from the reference" in status and "confined to the part" in status
+    assert load_styles(code) is not None
+
+
+def test_channels_for_a_region_and_the_pca_table(editing):
+    rows, layer, channel = editing.find_channels("demo", top=3, search_layers="9")
+    assert len(rows) == 3 and {r[0] for r in rows} == {9}
+    assert layer["value"] == rows[0][0] and channel["value"] == rows[0][1]
+    table, status = editing.pca_table("demo", **PCA)
+    assert len(table) == 8 and "components of W from 200 samples explain" in status
+
+
+def test_bad_input_is_a_value_error(editing):
+    with pytest.raises(ValueError, match="component must be from 0 to 7"):
+        editing.apply_edit("demo", method="GANSpace", component=8, **PCA)
+    with pytest.raises(ValueError, match="method must be one of"):
+        editing.apply_edit("demo", method="Sorcery")
+
+
+def test_edit_result_save_writes_the_image_and_the_code(manager, tmp_path):
+    model = manager.get("demo")
+    ws = model.G.mapping(torch.randn(1, 64), None)
+    w_edit = resources.edit(manager, model, ws, GANSpaceEdit(component=1, strength=2.0, samples=200, components=8))
+    png, code = w_edit.save(tmp_path / "w", "demo-edited")
+    assert (png.name, code.name) == ("demo-edited.png", "demo-edited.npz")
+    np.testing.assert_array_equal(np.asarray(Image.open(png)), w_edit.after)
+    assert torch.equal(load_latents(code, 10, 64), w_edit.ws)
+    with np.load(code) as data:
+        assert str(data["method"]) == "GANSpace"
+
+    s_edit = resources.edit(manager, model, ws, StyleSpaceEdit(layer=6, channel=2, strength=5.0))
+    _, code = s_edit.save(tmp_path / "s")
+    assert all(torch.equal(a, b) for a, b in zip(load_styles(code), s_edit.styles))
+    assert torch.equal(load_latents(code, 10, 64), ws)  # the unedited W+ code beside the S code
+
+
+# --- StyleCLIP ------------------------------------------------------------------------------------------------
+
+
+def _tiny_clip():
+    pytest.importorskip("open_clip")
+    from stylecore.perception.clip import build_clip
+    from test_styleclip import TINY
+
+    return build_clip("ViT-B-32-quickgelu", seed=0, **TINY), TINY
+
+
+def _serve_clips(fake_hub) -> None:
+    """The tiny random CLIP under each of CLIP_REPOS, in open_clip's hf-hub layout."""
+    from safetensors.torch import save
+
+    clip, config = _tiny_clip()
+    weights = save({k: v.contiguous() for k, v in clip.model.state_dict().items()})
+    for repo in CLIP_REPOS:
+        fake_hub.add_file(repo, "open_clip_config.json", json.dumps({"model_cfg": config}).encode(), lfs=False)
+        fake_hub.add_file(repo, "open_clip_model.safetensors", weights)
+
+
+def _identity_weights(tmp_path):
+    from test_identity import _random_net
+
+    path = tmp_path / "model_ir_se50.pth"
+    torch.save(_random_net().state_dict(), path)
+    return path
+
+
+def _seed_relevance_table(manager: ModelManager, clip_name: str, images: int) -> None:
+    """A random relevance table where the tab will look for it, so no test computes one."""
+    from stylecore.edit import styleclip as sc
+
+    G = manager.get("demo").G
+    layers = tuple(l.index for l in sc.relevant_layers(G))
+    channels = sum(style_layers(G)[i].channels for i in layers)
+    fs = np.random.default_rng(0).standard_normal((channels, 32)).astype(np.float32)
+    fs /= np.linalg.norm(fs, axis=1, keepdims=True)
+    table = sc.ChannelRelevance(fs, layers, sc.style_stats(G, n_samples=50), "test table")
+    manager.resource(("relevance", "builtin-demo", clip_name, images), lambda: table)
+
+
+def test_styleclip_global_direction(manager, fake_hub):
+    _serve_clips(fake_hub)
+    clip_name = f"hf-hub:{CLIP_REPOS[0]}"
+    _seed_relevance_table(manager, clip_name, 1)
+    tab = StyleClipTab(manager)
+    args = dict(model_id="demo", seed=2, target="a face with curly hair", beta=0.0, relevance_images=1,
+                clip_model=clip_name)
+    before, after, strip, png, code, status = tab.run(alpha=5.0, strip="-5, 0, 5", **args)
+    assert "channels moved** (test table)" in status and "Edit took" in status and "S code" in status
+    assert (after != before).any() and [label for _, label in strip] == ["-5", "0", "5"]
+    np.testing.assert_array_equal(strip[1][0], before)
+    np.testing.assert_array_equal(strip[2][0], after)
+    assert load_styles(code) is not None and np.asarray(Image.open(png)).shape == (64, 64, 3)
+    same = tab.run(alpha=0.0, strip="", **args)
+    np.testing.assert_array_equal(same[1], same[0])
+    assert "α 0" in same[-1] and same[2] == []
+    assert ("clip", clip_name, "cpu") in manager.resource_keys()
+
+
+def test_styleclip_optimization_and_input_checks(manager, fake_hub):
+    _serve_clips(fake_hub)
+    tab = StyleClipTab(manager)
+    before, after, strip, _, code, status = tab.run("demo", method="Latent optimization", steps=2, strip="1, 2",
+                                                    clip_model=f"hf-hub:{CLIP_REPOS[1]}")
+    assert "Latent optimization towards 'a smiling face with curly hair': 2 steps, CLIP loss" in status
+    assert "identity loss off" in status and strip == []
+    assert load_latents(code, 10, 64).shape == (1, 10, 64)
+    with pytest.raises(ValueError, match="empty"):
+        tab.run("demo", target="  ")
+    with pytest.raises(ValueError, match="no inversion result yet"):
+        tab.run("demo", source="inversion", method="Latent optimization", steps=1,
+                clip_model=f"hf-hub:{CLIP_REPOS[1]}")
+    assert tab.stop_run(None).startswith("Stopping") and tab.stops.get(None).is_set()
+
+
+def test_memory_budget_keeps_only_what_fits(fake_hub, tmp_path):
+    """CLIP models, the identity network and tables share the generators' budget: loading more than
+    fits through the tabs evicts the least recently used, and what is kept never exceeds it."""
+    from stylecore.perception.identity import load_identity
+
+    _serve_clips(fake_hub)
+    weights = _identity_weights(tmp_path)
+    clip, _ = _tiny_clip()
+    G = ModelManager(Zoo(), device="cpu").get("demo")
+    budget = G.nbytes + object_bytes(clip) * 3 // 2 + object_bytes(load_identity(weights))
+    manager = ModelManager(Zoo(), device="cpu", memory_budget=budget)  # the generator, 1.5 CLIPs, the identity net
+    editing, styleclip = EditingTab(manager), StyleClipTab(manager)
+    clip_a, clip_b = (f"hf-hub:{repo}" for repo in CLIP_REPOS)
+
+    editing.pca_table("demo", **PCA)
+    editing.apply_edit("demo", method="StyleSpace", s_channel=1)
+    styleclip.load_clip_first({"method": "Global direction", "clip_model": clip_a})
+    assert [k[0] for k in manager.resource_keys()] == ["pca", "style_std", "clip"]
+    styleclip.run("demo", method="Latent optimization", steps=1, strip="", clip_model=clip_b, id_lambda=0.5,
+                  id_weights=str(weights))
+
+    assert manager.used_bytes() <= budget
+    kept = manager.resource_keys()
+    assert [k[0] for k in kept] == ["identity", "clip"] and kept[1] == ("clip", clip_b, "cpu")
+    assert manager.loaded_ids() == ["demo"]
