@@ -2,7 +2,8 @@
 
 `Progress` takes a fraction of the whole (0..1) and a message. Downloads count bytes instead
 (`ByteProgress`: done, total or None, message); `from_bytes` is the one adapter between the two.
-`ShouldStop` is polled between steps; the work then raises `Cancelled` and leaves nothing behind.
+`ShouldStop` is polled between steps (`stop_requested`); the work then raises `Cancelled` and leaves
+nothing behind.
 """
 from __future__ import annotations
 
@@ -46,9 +47,3 @@ def stop_requested(should_stop: ShouldStop) -> bool:
     if isinstance(should_stop, threading.Event):
         return should_stop.is_set()
     return bool(should_stop())
-
-
-def check_stop(should_stop: ShouldStop, what: str = "the work") -> None:
-    """Raise Cancelled when the caller asked to stop."""
-    if stop_requested(should_stop):
-        raise Cancelled(f"{what} was stopped")
