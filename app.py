@@ -6,6 +6,10 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from stylecore.engine.threads import configure_environment
+
+configure_environment()  # the OpenMP wait policy: before anything (spaces, gradio, the tabs) imports torch
+
 import spaces  # first: Hugging Face's `spaces` package (when installed) refuses to load while gradio is half-imported
 import gradio as gr
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from stylecore.engine import hub
 from stylecore.engine.defaults import default_model_id
+from stylecore.engine.threads import request_threads
 from stylecore.engine.manager import LoadedModel, ModelManager
 from stylecore.codes.generate import GenerationSettings, settings_ws
 from stylecore.codes.latents import load_latents, parse_seeds
@@ -151,14 +152,25 @@ def on_gpu(manager: ModelManager, default: str, seconds: Callable[[Arguments], f
             @functools.wraps(fn)
             def run_generator(*args: Any, **kwargs: Any) -> Any:
                 fetch_first(arguments_of(args, kwargs))
-                yield from gpu_fn(*args, **kwargs)
+                steps = gpu_fn(*args, **kwargs)
+                try:
+                    while True:
+                        with request_threads():  # per step: Gradio may resume a generator on another thread
+                            try:
+                                item = next(steps)
+                            except StopIteration:
+                                return
+                        yield item
+                finally:
+                    steps.close()  # Stop closes this generator: close the work too
 
             return run_generator
 
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
             fetch_first(arguments_of(args, kwargs))
-            return gpu_fn(*args, **kwargs)
+            with request_threads():  # concurrent requests share the cores instead of oversubscribing them
+                return gpu_fn(*args, **kwargs)
 
         return run
 

@@ -5,7 +5,11 @@ generated from a seed (so the true code is known). The ticked methods run with t
 each gives a reconstruction with LPIPS, PSNR, MSE, time and latent space, a loss curve
 (optimisation methods), ReStyle's passes as a strip, and its code as .npz, which can be sent to
 the Editing tab (button) and which the StyleCLIP tab reads from the 'Codes' list (its source
-'inversion'). Endpoints: /invert (documented below) and /align (the aligned crop only).
+'inversion'). Endpoints: /invert (documented below), /align (the aligned crop only) and
+/invert_estimate (what the chosen methods will take on a CPU, from one measured step).
+
+On a CPU the tab opens on the encoder and a short hybrid when an encoder exists for the model, with
+the coarse-to-fine schedule (Advanced), and shows the estimate before the user starts.
 """
 from __future__ import annotations
 
@@ -33,8 +37,10 @@ from spaces.common import (
 from spaces.handoff import EDITING_CODE_INPUTS, INVERSION_CODES, offer, offered
 from stylecore.engine.manager import LoadedModel, ModelManager
 from stylecore.inversion.compare import Comparison, code_error, compare_on, load_networks, save_result, seed_target
-from stylecore.inversion.encoder_cards import encoder_zoo
-from stylecore.inversion.methods import ITERATIONS, METHODS, MethodSpec, choose
+from stylecore.inversion.encoder_cards import ENCODER_GENERATORS, encoder_zoo
+from stylecore.inversion.estimate import estimate
+from stylecore.inversion.methods import ITERATIONS, METHODS, MethodSpec, choose, opening
+from stylecore.codes.schedule import COARSE_TO_FINE, FULL, default_schedule
 from stylecore.perception.align import FaceFinder, Prepared, load_face_finder, prepare_image, read_image
 from stylecore.progress import from_bytes
 
@@ -42,6 +48,10 @@ ALIGNMENTS = {"auto (align faces for face models)": "auto", "align face": "align
               "resize whole image": "resize"}
 STEP_METHODS = [m for m in METHODS.values() if m.steps is not None]  # one steps field each, in this order
 TABLE_HEADERS = ["method", "space", "LPIPS", "PSNR (dB)", "MSE", "seconds", "steps", "code error"]
+SCHEDULE_INFO = (f"{COARSE_TO_FINE}: the first 90% of the steps on the 256 px image of a StyleGAN2 (at most half "
+                 "the output size; a fraction of a full step's cost), the last 10% at full resolution: the "
+                 f"default on a CPU. {FULL}: every step at full resolution, as published: the default on a GPU. "
+                 "StyleGAN3 has no intermediate image and always runs full.")
 
 
 def _raw_upload(image: gr.Image) -> gr.Image:
@@ -81,6 +91,11 @@ def _specs(methods: Any, w_steps: Any, wplus_steps: Any, hybrid_steps: Any, enco
     """The ticked methods (one label or kind, or a list of them; none given means W) with their budgets."""
     names = ["w"] if methods is None else [methods] if isinstance(methods, str) else list(methods)
     return choose(names, {"w": w_steps, "wplus": wplus_steps, "hybrid": hybrid_steps}, encoder, iterations)
+
+
+def _encoders_for(model_id: str) -> list[str]:
+    """The built-in encoders made for this model (their decoder is its network)."""
+    return [encoder for encoder, generator in ENCODER_GENERATORS.items() if generator == model_id]
 
 
 def _loss_table(results: list) -> Any:
@@ -130,7 +145,7 @@ class InversionTab:
                truncation_psi: float = 0.7, alignment: str = "auto", crop_if_no_face: bool = False,
                methods: Optional[list[str]] = None, w_steps: float = 300, wplus_steps: float = 300,
                hybrid_steps: float = 100, encoder: str = "", encoder_iterations: float = 5,
-               request: gr.Request = None, progress: gr.Progress = gr.Progress()):
+               schedule: str = "auto", request: gr.Request = None, progress: gr.Progress = gr.Progress()):
         """Invert one image with each ticked method and compare them.
 
         model_id: a model id of the zoo. image: an image file (ignored when source is 'seed').
@@ -139,6 +154,8 @@ class InversionTab:
         instead of failing when no face is found. methods: any of 'w', 'wplus', 'encoder', 'hybrid'
         (or their labels). w_steps / wplus_steps / hybrid_steps: optimisation steps (1-10000).
         encoder: encoder id or .pt path for 'encoder' and 'hybrid'. encoder_iterations: ReStyle passes.
+        schedule: 'coarse-to-fine' (early steps on the 256 px image of a StyleGAN2), 'full', or 'auto'
+        (coarse-to-fine on a CPU, full on a GPU).
 
         Returns: aligned target, gallery (target then one reconstruction per method), metrics table,
         loss curves, ReStyle strip, .npz codes, status line.
@@ -151,8 +168,25 @@ class InversionTab:
         model = self.manager.get(model_id or self.default, progress=progress_callback(progress))
         prepared, true_ws = self._target(model, source, image, seed, truncation_psi, alignment, crop_if_no_face,
                                          progress)
-        comparison = compare_on(self.manager, model, prepared.image, specs, progress_callback(progress), stop.is_set)
+        comparison = compare_on(self.manager, model, prepared.image, specs, progress_callback(progress), stop.is_set,
+                                schedule)
         return self._outputs(model, prepared, true_ws, comparison)
+
+    def estimate(self, model_id: str = "", methods: Optional[list[str]] = None, w_steps: float = 300,
+                 wplus_steps: float = 300, hybrid_steps: float = 100, encoder: str = "",
+                 encoder_iterations: float = 5, schedule: str = "auto",
+                 progress: gr.Progress = gr.Progress()) -> str:
+        """What /invert with these settings will take on this CPU (one step measured per model and
+        resolution, then kept); '' on a GPU, where a step is cheap. While a setting is out of bounds it
+        says which, without the error pop-up a keystroke would otherwise raise."""
+        if self.manager.device.type != "cpu":
+            return ""
+        try:
+            specs = _specs(methods, w_steps, wplus_steps, hybrid_steps, encoder, encoder_iterations)
+        except ValueError as exc:
+            return f"No estimate yet: {exc}"
+        model = self.manager.get(model_id or self.default, progress=progress_callback(progress))
+        return estimate(self.manager, model, specs, schedule).text()
 
     def _outputs(self, model: LoadedModel, prepared: Prepared, true_ws: Optional[torch.Tensor],
                  comparison: Comparison) -> tuple:
@@ -198,9 +232,11 @@ class InversionTab:
         align = on_gpu(manager, default, seconds=lambda a: 30)(user_errors(self.align))
         invert = on_gpu(manager, default, seconds=self._seconds, prepare=self.prepare_invert)(user_errors(self.invert))
         encoders = encoder_zoo().ids()
+        own_encoders = _encoders_for(default)
+        ticked, budgets = opening(manager.device.type, bool(own_encoders))
         editing = offered(EDITING_CODE_INPUTS)
 
-        with gr.Tab("Inversion", id="inversion"):
+        with gr.Tab("Inversion", id="inversion") as tab:
             offline_banner(manager)
             with gr.Row():
                 with gr.Column(scale=1):
@@ -220,18 +256,22 @@ class InversionTab:
                     with gr.Group(visible=False) as seed_box:
                         seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
                         psi = gr.Slider(-1.0, 2.0, value=0.7, step=0.05, label="Truncation psi")
-                    methods = gr.CheckboxGroup([(m.label, m.kind) for m in METHODS.values()], value=["w", "wplus"],
+                    methods = gr.CheckboxGroup([(m.label, m.kind) for m in METHODS.values()], value=ticked,
                                                label="Methods")
                     with gr.Row():
-                        steps = [gr.Number(value=m.steps.default, precision=0, minimum=m.steps.low,
+                        steps = [gr.Number(value=budgets[m.kind], precision=0, minimum=m.steps.low,
                                            maximum=m.steps.high, label=m.steps.name, info=m.steps.note or None)
                                  for m in STEP_METHODS]
                     with gr.Row():
-                        encoder = gr.Dropdown(encoders, value=encoders[0] if encoders else None,
+                        encoder = gr.Dropdown(encoders, value=(own_encoders or encoders or [None])[0],
                                               allow_custom_value=True, label="Encoder",
                                               info="an encoder id, or a local .pt path")
                         iterations = gr.Number(value=ITERATIONS.default, precision=0, minimum=ITERATIONS.low,
                                                maximum=ITERATIONS.high, label=ITERATIONS.name)
+                    with gr.Accordion("Advanced", open=False):
+                        schedule = gr.Radio([COARSE_TO_FINE, FULL], value=default_schedule(manager.device),
+                                            label="Optimisation schedule", info=SCHEDULE_INFO)
+                    estimate_box = gr.Markdown()
                     with gr.Row():
                         go = gr.Button("Invert", variant="primary")
                         stop_button = gr.Button("Stop", variant="stop")
@@ -255,8 +295,11 @@ class InversionTab:
                           [image_box, seed_box], api_visibility="private")
             image.change(align, [model, image, alignment, crop_if_no_face], [aligned, status], api_name="align")
             go.click(invert, [model, image, source, seed, psi, alignment, crop_if_no_face, methods, *steps, encoder,
-                              iterations], [aligned, gallery, table, plot, strip, codes, chosen, status],
+                              iterations, schedule], [aligned, gallery, table, plot, strip, codes, chosen, status],
                      api_name="invert")
+            settings = [model, methods, *steps, encoder, iterations, schedule]
+            gr.on([tab.select] + [c.change for c in settings], user_errors(self.estimate), settings, [estimate_box],
+                  api_name="invert_estimate", show_progress="minimal", trigger_mode="always_last")
             stop_button.click(self.stop, None, [status], api_visibility="private")
             if editing is not None:
                 radio, file, tabs = editing

@@ -34,6 +34,7 @@ from stylecore.codes.latents import load_latents
 from stylecore.edit import resources
 from stylecore.edit.styleclip import (GlobalDirectionRequest, MapperRequest, OptimizationRequest, OptimizeConfig,
                                       StyleClipRequest)
+from stylecore.codes.schedule import COARSE_TO_FINE, FULL, default_schedule
 from stylecore.engine.manager import LoadedModel, ModelManager
 from stylecore.perception.clip import DEFAULT_CLIP, ENV_CLIP, clean_prompt
 from stylecore.perception.identity import ARCFACE_CARD, ENV_ID_WEIGHTS
@@ -74,7 +75,8 @@ def _code(model: LoadedModel, source: str, seed: Any, psi: Any, class_idx: Any, 
 
 def _request(method: str, target: str, neutral: str, alpha: Any, beta: Any, auto_beta: bool, strip: Any,
              relevance_images: Any, steps: Any, lr: Any, l2_lambda: Any, mapper_file: Any, mapper_hub: Any,
-             mapper_strength: Any, clip_model: Any, id_weights: Any, id_lambda: Any) -> StyleClipRequest:
+             mapper_strength: Any, clip_model: Any, id_weights: Any, id_lambda: Any,
+             schedule: Any = "auto") -> StyleClipRequest:
     """The request the inputs describe, checked (prompts before any model is loaded)."""
     values = _strip_values(strip)
     clip_name = str(clip_model or "").strip()
@@ -92,7 +94,7 @@ def _request(method: str, target: str, neutral: str, alpha: Any, beta: Any, auto
                                 l2_lambda=required_number(l2_lambda, "L2 lambda", 0, 100),
                                 id_lambda=required_number(id_lambda if id_lambda is not None else 0.0,
                                                           "identity lambda", 0, 100))
-        return OptimizationRequest(target, config, file_path(id_weights) or "", clip_name)
+        return OptimizationRequest(target, config, file_path(id_weights) or "", clip_name, str(schedule or "auto"))
     if method == "Latent mapper":
         return MapperRequest(file_path(mapper_file) or str(mapper_hub or "").strip(),
                              required_number(mapper_strength, "mapper strength", -10, 10), values)
@@ -124,13 +126,15 @@ class StyleClipTab:
             alpha: float = 4.0, beta: float = 0.15, auto_beta: bool = False, strip: str = "-4, -2, 0, 2, 4",
             relevance_images: float = 16, steps: float = 40, lr: float = 0.1, l2_lambda: float = 0.008,
             mapper_file: Any = None, mapper_hub: str = "", mapper_strength: float = 1.0,
-            clip_model: str = "", id_weights: Any = None, id_lambda: float = 0.0,
+            clip_model: str = "", id_weights: Any = None, id_lambda: float = 0.0, schedule: str = "auto",
             request: gr.Request = None, progress: gr.Progress = gr.Progress()):
-        """Edit the code by text; returns before, after, the strip, the PNG, the edited code (.npz), a status line."""
+        """Edit the code by text; returns before, after, the strip, the PNG, the edited code (.npz), a status line.
+        schedule (latent optimization): 'coarse-to-fine', 'full' or 'auto' (coarse-to-fine on a CPU)."""
         stop = self.stops.get(request)
         stop.clear()
         edit = _request(method, target, neutral, alpha, beta, auto_beta, strip, relevance_images, steps, lr,
-                        l2_lambda, mapper_file, mapper_hub, mapper_strength, clip_model, id_weights, id_lambda)
+                        l2_lambda, mapper_file, mapper_hub, mapper_strength, clip_model, id_weights, id_lambda,
+                        schedule)
         model = self.manager.get(model_id or self.default, progress=progress_callback(progress))
         ws = _code(model, source, seed, truncation_psi, class_idx, code_file, inversion_codes)
         try:
@@ -194,6 +198,11 @@ class StyleClipTab:
                                                   info=f"0 = off; StyleCLIP's notebook uses 0.005. Without an "
                                                        f"upload: ${ENV_ID_WEIGHTS}, else {ARCFACE_CARD.repo_id} "
                                                        "from the Hub (175 MB, once)")
+                        schedule = gr.Radio([COARSE_TO_FINE, FULL], value=default_schedule(self.manager.device),
+                                            label="Optimisation schedule",
+                                            info="coarse-to-fine: the first 90% of the steps on a StyleGAN2's "
+                                                 "256 px image (CLIP sees 224 px), the rest at full resolution; "
+                                                 "the default on a CPU. full: every step at full resolution")
                     with gr.Group(visible=False) as mapper_box:
                         mapper_file = gr.File(label="Mapper checkpoint (.pt)", file_types=[".pt"], height=100)
                         mapper_hub = gr.Textbox(value="", label="Or from the Hub", placeholder="hf://owner/repo/mapper.pt")
@@ -217,6 +226,6 @@ class StyleClipTab:
             method.change(self.show_method, [method], [global_box, opt_box, mapper_box], api_visibility="private")
             go.click(run, [model, source, seed, psi, class_idx, code_file, inversion_codes, method, target, neutral, alpha,
                            beta, auto_beta, strip, relevance_images, steps, lr, l2_lambda, mapper_file, mapper_hub,
-                           mapper_strength, clip_model, id_weights, id_lambda],
+                           mapper_strength, clip_model, id_weights, id_lambda, schedule],
                      [before, after, gallery, result_file, code_out, status], api_name="styleclip")
             stop_button.click(self.stop_run, None, [status], api_name="styleclip_stop", queue=False)

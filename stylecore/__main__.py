@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
+
+from stylecore.engine.threads import configure_environment
+
+configure_environment()  # the OpenMP wait policy: before anything imports torch
 
 
 def _zoo(args: argparse.Namespace):
@@ -211,13 +216,18 @@ def cmd_bench_generator(args: argparse.Namespace) -> int:
     from stylecore.bench.generator import bench_generator, format_table
     from stylecore.engine.manager import resolve_device
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from stylecore.engine.threads import usable_cores
+
     device = resolve_device(args.device)
     precision = args.precision or ("fp16" if device.type == "cuda" else "fp32")
     repeat = args.repeat or (20 if device.type == "cuda" else 3)
-    rows = bench_generator(args.arch, args.res, args.batch, device, args.impl, precision, repeat, graphs=args.graphs)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    rows = [row for res in args.res
+            for row in bench_generator(args.arch, res, args.batch, device, args.impl, precision, repeat,
+                                       graphs=args.graphs, contend=args.contend, contend_mode=args.contend_mode,
+                                       cores=args.threads or None)]
+    cores = args.threads or usable_cores()
+    name = (torch.cuda.get_device_name(device) if device.type == "cuda" else
+            f"CPU ({cores} threads per request alone, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')!r})")
     print(format_table(rows, f"{name}, torch {torch.__version__}"))
     return 0
 
@@ -281,7 +291,8 @@ def cmd_invert(args: argparse.Namespace) -> int:
         target, note = seed_target(G, args.seed, args.trunc, model.force_fp32)[0], f"seed {args.seed}"
     specs = choose(args.methods, {kind: getattr(args, f"{kind}_steps", None) for kind in args.methods},
                    args.encoder or "", args.iterations)
-    results = compare_on(manager, model, target, specs, progress=report).results
+    comparison = compare_on(manager, model, target, specs, progress=report, schedule=args.schedule)
+    results = comparison.results
     print(file=sys.stderr)
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -294,56 +305,40 @@ def cmd_invert(args: argparse.Namespace) -> int:
                      **{k: round(v, 5) for k, v in r.metrics.items()}})
         print(f"{r.method:45s} {r.space:3s} LPIPS {r.metrics['lpips']:.4f}  PSNR {r.metrics['psnr']:6.2f} dB  "
               f"MSE {r.metrics['mse']:.5f}  {r.seconds:7.2f} s")
+    for line in comparison.notes:
+        print(line)
     (outdir / "metrics.json").write_text(json.dumps({"target": note, "results": rows}, indent=1))
     print(f"{note}; wrote target.png, one PNG and .npz per method and metrics.json to {outdir}")
     return 0
 
 
 def cmd_bench_invert(args: argparse.Namespace) -> int:
-    """Seconds per optimisation step, and per image at the default budgets, of W and W+ inversion
-    with a random-weight StyleGAN2 config-f generator and a random-backbone LPIPS."""
+    """Full-resolution against coarse-to-fine optimisation on a random-weight StyleGAN2 config-f with a
+    random-backbone LPIPS: seconds per step, seconds to the result and final quality, side by side."""
     import torch
 
     from stylecore.bench.encoders import bench_encoders
+    from stylecore.bench.invert import bench_schedules, format_report
     from stylecore.engine.manager import resolve_device
-    from stylecore.inversion.optimize import ProjectorConfig, WPlusConfig, project_w, project_wplus
-    from stylecore.perception.metrics import build_lpips
     from stylecore.engine.released import random_released_generator
+    from stylecore.codes.schedule import COARSE_TO_FINE, FULL, Schedule
 
     dev = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    net = build_lpips(pretrained=False).to(dev)
-    budgets = {"W (projector)": 1000, "W+ (Image2StyleGAN)": 1000, "hybrid W+ part": 100}
-    print(f"inversion on {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'}), "
-          f"random weights; {args.steps} timed steps after 1 warm-up step")
+    c2f_steps = args.c2f_steps or max(1, args.steps // 2)
+    schedule = Schedule(COARSE_TO_FINE, coarse_fraction=args.coarse_fraction, coarse_lr_scale=args.coarse_lr_scale)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"inversion on {dev} ({name}), torch {torch.__version__}, random weights, target: seed {args.seed} "
+          f"(psi 0.7); full: {args.steps} steps; coarse-to-fine: {c2f_steps} steps, {args.coarse_fraction:g} of them "
+          f"at 256 px (at most half the output size) with the learning rate x{args.coarse_lr_scale:g}")
     for res in args.res:
         G = random_released_generator("sg2", res, dev)
-        force_fp32 = dev.type != "cuda"
-        target = torch.rand(1, 3, res, res, device=dev) * 2 - 1
-
-        def timed(run) -> float:
-            run(1)  # warm-up: kernels, w_avg statistics
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            start = time.perf_counter()
-            run(args.steps)
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            return (time.perf_counter() - start) / args.steps
-
-        per_step = {
-            "W (projector)": timed(lambda n: project_w(G, target, net, ProjectorConfig(steps=n), force_fp32=force_fp32)),
-            "W+ (Image2StyleGAN)": timed(lambda n: project_wplus(G, target, net, WPlusConfig(steps=n),
-                                                                 force_fp32=force_fp32)),
-        }
-        per_step["hybrid W+ part"] = per_step["W+ (Image2StyleGAN)"]
-        for name, seconds in per_step.items():
-            print(f"{res:5d}px  {name:22s} {seconds * 1000:9.1f} ms/step  {seconds * budgets[name]:9.1f} s/image "
-                  f"({budgets[name]} steps)")
-        for name, seconds in bench_encoders(G, repeat=max(1, min(args.steps, 3))).items():
-            print(f"{res:5d}px  {name:22s} {seconds:9.3f} s/image (encoder at 256x256 + decoding)")
-    print("hybrid = encoder time + the W+ part")
+        runs = bench_schedules(G, args.method, {FULL: args.steps, COARSE_TO_FINE: c2f_steps}, args.seed, schedule)
+        print(format_report(runs, res, args.method), flush=True)
+        if args.encoders:
+            for label, seconds in bench_encoders(G).items():
+                print(f"  {label:22s} {seconds:9.3f} s/image (encoder at 256x256 + decoding)")
     return 0
 
 
@@ -353,6 +348,7 @@ def cmd_bench_styleclip(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from stylecore.codes.schedule import schedule_named
     from stylecore.perception.clip import build_clip
     from stylecore.edit import styleclip as sc
     from stylecore.edit.styleclip_mapper import LEVELS, LatentMapper
@@ -404,8 +400,9 @@ def cmd_bench_styleclip(args: argparse.Namespace) -> int:
                 G.synthesis(sc.apply_mapper(mapper, ws, 1.0), **synth)
 
         mapper_s = timed(run_mapper, args.repeats) if mapper is not None else float("nan")
-        step = timed(lambda: sc.optimize_latent(G, clip, ws, prompt, sc.OptimizeConfig(steps=args.steps), **synth),
-                     1) / args.steps
+        schedule = schedule_named(args.schedule, dev)
+        step = timed(lambda: sc.optimize_latent(G, clip, ws, prompt, sc.OptimizeConfig(steps=args.steps),
+                                                schedule=schedule, **synth), 1) / args.steps
         batch = ws.expand(8, -1, -1)
 
         def render_encode() -> None:
@@ -426,6 +423,7 @@ def cmd_bench_styleclip(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from stylecore.inversion.methods import ITERATIONS, METHODS as INVERSION_METHODS
+    from stylecore.codes.schedule import SCHEDULES, Schedule
 
     parser = argparse.ArgumentParser(prog="python -m stylecore", description="StyleGAN engine command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -487,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Without a sub-command: time a released-size generator (random weights) with each ops "
                     "implementation and print latency, img/s, peak memory and the error against the reference ops.")
     bench_parser.add_argument("--arch", default="sg3t", choices=["sg2", "sg3t", "sg3r"])
-    bench_parser.add_argument("--res", type=int, default=256, choices=[256, 512, 1024])
+    bench_parser.add_argument("--res", type=int, nargs="+", default=[256], choices=[256, 512, 1024])
     bench_parser.add_argument("--batch", type=_int_list, default=[1], help="comma list of batch sizes, e.g. 1,16")
     bench_parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     bench_parser.add_argument("--impl", type=_impl_list, default=["ref", "auto"],
@@ -496,7 +494,13 @@ def build_parser() -> argparse.ArgumentParser:
                               help="fp16: the released fp16 layers (GPU default); fp32 (CPU default); "
                                    "bf16: autocast")
     bench_parser.add_argument("--repeat", type=int, default=0, help="timed calls per row (0: 20 on GPU, 3 on CPU)")
-    bench_parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    bench_parser.add_argument("--threads", type=int, default=0,
+                              help="CPU threads shared by the requests (0: the usable cores)")
+    bench_parser.add_argument("--contend", type=int, default=0, metavar="N",
+                              help="also time every implementation under load: N busy processes, or N requests")
+    bench_parser.add_argument("--contend-mode", default="processes", choices=["processes", "requests"],
+                              help="processes: N busy-loop processes beside it; requests: N concurrent "
+                                   "generations in this process against N one after another")
     bench_parser.add_argument("--graphs", action="store_true",
                               help="GPU: also time each implementation replayed from a CUDA graph")
     bench_parser.set_defaults(func=cmd_bench_generator)
@@ -535,13 +539,24 @@ def build_parser() -> argparse.ArgumentParser:
                            help=f"steps of {m.label}" + (f"; {m.steps.note}" if m.steps.note else ""))
     p.add_argument("--encoder", default=None, help="encoder id or .pt path (encoder, hybrid)")
     p.add_argument("--iterations", type=int, default=ITERATIONS.full, help=ITERATIONS.name)
+    p.add_argument("--schedule", default="auto", choices=["auto", *SCHEDULES],
+                   help="coarse-to-fine: the early steps on a StyleGAN2's 256 px image, the last ones at full "
+                        "resolution; full: every step at full resolution; auto: coarse-to-fine on a CPU, full on a GPU")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     p.add_argument("--outdir", required=True)
     p.set_defaults(func=cmd_invert)
-    p = bench.add_parser("invert", help="time per image of W / W+ inversion (random weights)")
-    p.add_argument("--res", type=int, nargs="+", default=[256, 1024], choices=[256, 512, 1024])
+    p = bench.add_parser("invert", help="full-resolution against coarse-to-fine inversion (random weights)")
+    p.add_argument("--res", type=int, nargs="+", default=[1024], choices=[256, 512, 1024])
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
-    p.add_argument("--steps", type=int, default=3, help="timed steps per method")
+    p.add_argument("--method", default="wplus", choices=["wplus", "w"])
+    p.add_argument("--steps", type=int, default=20, help="steps of the full-resolution schedule")
+    p.add_argument("--c2f-steps", type=int, default=0, help="steps of the coarse-to-fine schedule (0: half --steps)")
+    p.add_argument("--coarse-fraction", type=float, default=Schedule.coarse_fraction,
+                   help="share of the coarse-to-fine steps run at 256 px")
+    p.add_argument("--coarse-lr-scale", type=float, default=Schedule.coarse_lr_scale,
+                   help="learning-rate multiplier of the coarse steps")
+    p.add_argument("--seed", type=int, default=0, help="the target is this seed's image")
+    p.add_argument("--encoders", action="store_true", help="also time the encoders (hybrid = encoder + W+ part)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     p.set_defaults(func=cmd_bench_invert)
 
@@ -550,6 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     p.add_argument("--repeats", type=int, default=5, help="timed edits per method")
     p.add_argument("--steps", type=int, default=3, help="timed optimization steps")
+    p.add_argument("--schedule", default="auto", choices=["auto", *SCHEDULES],
+                   help="optimization: coarse-to-fine (the early steps at 256 px) or full; auto: by device")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     p.set_defaults(func=cmd_bench_styleclip)
     return parser

@@ -30,6 +30,7 @@ from stylecore.edit.styleclip_mapper import LatentMapper, apply_mapper, load_map
 from stylecore.edit.styleclip_optimize import (OptimizeConfig, OptimizeResult, clip_loss, learning_rate,
                                                optimize_latent)
 from stylecore.codes.stylespace import synthesize_from_styles, ws_to_styles
+from stylecore.codes.schedule import schedule_named
 from stylecore.progress import Progress, ShouldStop
 
 __all__ = ["GlobalEdit", "global_direction", "global_edit", "alpha_strip",
@@ -99,12 +100,14 @@ class GlobalDirectionRequest:
 
 @dataclass(frozen=True)
 class OptimizationRequest:
-    """Latent optimisation towards `target`; an identity loss when config.id_lambda > 0."""
+    """Latent optimisation towards `target`; an identity loss when config.id_lambda > 0; `schedule`:
+    'coarse-to-fine', 'full' or 'auto' (coarse-to-fine on a CPU, full on a GPU)."""
 
     target: str
     config: OptimizeConfig = OptimizeConfig(id_lambda=0.0)
     identity_weights: str = ""  # face-recognition weights; empty: $STYLECORE_ID_WEIGHTS or the Hub card
     clip_model: str = ""
+    schedule: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -140,11 +143,13 @@ def edit_by_text(G: torch.nn.Module, ws: torch.Tensor, request: StyleClipRequest
                           time.perf_counter() - started)
     if isinstance(request, OptimizationRequest):
         embed = None if identity is None else (lambda images: identity_embedding(identity, images))
+        schedule = schedule_named(request.schedule, ws.device)
         result = optimize_latent(G, clip, ws, request.target, request.config, identity=embed, progress=progress,
-                                 should_stop=should_stop, **synthesis_kwargs)
+                                 should_stop=should_stop, schedule=schedule, **synthesis_kwargs)
         id_note = f"identity loss λ {request.config.id_lambda:g}" if embed is not None else "identity loss off"
         summary = (f"Latent optimization towards '{request.target.strip()[:80]}': {request.config.steps} steps, "
-                   f"CLIP loss {result.clip_losses[0]:.4f} → {result.clip_losses[-1]:.4f} ({id_note})")
+                   f"CLIP loss {result.clip_losses[0]:.4f} → {result.clip_losses[-1]:.4f} ({id_note})"
+                   + (f"; {result.note}" if result.note else ""))
         after = first_image(G.synthesis(result.ws, **synthesis_kwargs))
         return EditResult("Latent optimization", summary, before, after, result.ws,
                           seconds=time.perf_counter() - started)

@@ -5,6 +5,9 @@ L = (1 − cos(CLIP(image), CLIP(text))) + λ_L2·‖w − w₀‖² (+ λ_ID·(
 an identity embedder is given). Adam with StyleCLIP's learning-rate ramp (warm up over the first 5%,
 cosine down over the last 25%). Works on any StyleGAN2/3: only the generator and CLIP are needed.
 Images go through CLIP's own preprocessing (see stylecore.perception.clip) rather than StyleCLIP's pooling.
+A coarse-to-fine `Schedule` (stylecore.codes.schedule) renders the early steps at 256 px: CLIP looks at
+224 px anyway. Only the split of the steps is taken from it: the learning rate keeps StyleCLIP's ramp,
+since a larger one would move the edit further than the published settings.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import Callable, Optional
 
 import torch
 
+from stylecore.codes.schedule import Schedule, Stages
 from stylecore.perception.clip import ClipModel, clean_prompt
 from stylecore.progress import Cancelled, Progress, ShouldStop, report, stop_requested
 
@@ -45,6 +49,8 @@ class OptimizeResult:
     ws: torch.Tensor
     clip_losses: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
+    resolutions: list[int] = field(default_factory=list)  # the synthesis resolution of each step
+    note: str = ""  # the schedule that ran, when coarse-to-fine was asked for
 
 
 def learning_rate(t: float, base: float, rampdown: float = 0.25, rampup: float = 0.05) -> float:
@@ -62,9 +68,10 @@ def clip_loss(clip: ClipModel, images: torch.Tensor, text_features: torch.Tensor
 def optimize_latent(G: torch.nn.Module, clip: ClipModel, ws: torch.Tensor, prompt: str,
                     config: OptimizeConfig = OptimizeConfig(),
                     identity: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                    progress: Progress = None, should_stop: ShouldStop = None,
+                    progress: Progress = None, should_stop: ShouldStop = None, schedule: Schedule = Schedule(),
                     **synthesis_kwargs: object) -> OptimizeResult:
-    """Optimise W+ code(s) `ws` [N, num_ws, w_dim] towards `prompt`; G stays frozen.
+    """Optimise W+ code(s) `ws` [N, num_ws, w_dim] towards `prompt`; G stays frozen. `schedule` may
+    render the early steps coarse (the identity target is always the full image).
 
     `identity` maps images in [-1, 1] to unit face embeddings (e.g. ArcFace); without it the
     identity term is skipped. `should_stop` is polled every step: Cancelled ends the run."""
@@ -78,6 +85,8 @@ def optimize_latent(G: torch.nn.Module, clip: ClipModel, ws: torch.Tensor, promp
     result = OptimizeResult(w0)
     id_target = None
     steps = int(config.steps)
+    stages = Stages(G, schedule, steps)
+    result.note = stages.note("latent optimization")
     with torch.enable_grad():
         if identity is not None and config.id_lambda > 0:
             with torch.no_grad():
@@ -87,7 +96,7 @@ def optimize_latent(G: torch.nn.Module, clip: ClipModel, ws: torch.Tensor, promp
                 raise Cancelled(f"stopped after {i} of {steps} steps")
             for group in opt.param_groups:
                 group["lr"] = learning_rate(i / steps, config.lr)
-            images = G.synthesis(w, **synthesis_kwargs)
+            images = G.synthesis(w, **synthesis_kwargs, **stages.synthesis_kwargs(i))
             c_loss = clip_loss(clip, images, text)
             loss = c_loss + config.l2_lambda * (w - w0).square().sum()
             if id_target is not None:
@@ -97,6 +106,7 @@ def optimize_latent(G: torch.nn.Module, clip: ClipModel, ws: torch.Tensor, promp
             opt.step()
             result.clip_losses.append(float(c_loss.detach()))
             result.losses.append(float(loss.detach()))
+            result.resolutions.append(stages.resolution(i))
             report(progress, (i + 1) / steps, f"step {i + 1} of {steps}: CLIP loss {result.clip_losses[-1]:.4f}")
     result.ws = w.detach()
     return result

@@ -20,6 +20,7 @@ from stylecore.codes.latents import seeds_to_ws
 from stylecore.inversion.methods import Job, MethodSpec, method
 from stylecore.inversion.optimize import (InversionResult, ProjectorConfig, WStats, codes_result, target_tensor,
                                           w_stats)
+from stylecore.codes.schedule import Schedule, schedule_named
 from stylecore.networks.digest import synthesis_digest
 from stylecore.perception.metrics import image_metrics, shared_lpips
 from stylecore.progress import Progress, ShouldStop, from_bytes, scaled, stop_requested
@@ -118,12 +119,13 @@ def _measure(result: InversionResult, target: torch.Tensor, lpips_net: torch.nn.
 def run_methods(G: torch.nn.Module, image: np.ndarray, methods: Sequence[MethodSpec], lpips_net: torch.nn.Module,
                 resolve_encoder: Optional[EncoderResolver] = None, c: Optional[torch.Tensor] = None,
                 force_fp32: bool = True, progress: Progress = None, should_stop: ShouldStop = None,
-                stats: Optional[WStats] = None) -> list[InversionResult]:
+                stats: Optional[WStats] = None, schedule: Schedule = Schedule()) -> list[InversionResult]:
     """Invert `image` (uint8 [R, R, 3], already aligned) with each method in turn; each result gets
     LPIPS / PSNR / MSE against the target. An encoder used both alone and as a hybrid start runs once.
     Stopping ends the running method early (its partial result is kept) and skips the rest.
     Without `resolve_encoder`, encoders are loaded for this call only (`load_encoder_run`); without
-    `stats` (G's `w_stats`), each optimiser computes them."""
+    `stats` (G's `w_stats`), each optimiser computes them. `schedule`: how the optimisers spend their
+    steps (full resolution by default; coarse-to-fine runs the early ones at 256 px)."""
     if not methods:
         raise ValueError("choose at least one inversion method")
     for spec in methods:
@@ -150,7 +152,8 @@ def run_methods(G: torch.nn.Module, image: np.ndarray, methods: Sequence[MethodS
             encoded[key] = _measure(result, target, lpips_net)
         return encoded[key]
 
-    job = Job(G, target, lpips_net, encode, c=c, force_fp32=force_fp32, should_stop=should_stop, stats=stats)
+    job = Job(G, target, lpips_net, encode, c=c, force_fp32=force_fp32, should_stop=should_stop, stats=stats,
+              schedule=schedule)
     total = sum(max(s.cost, 1.0) for s in methods)
     done = 0.0
     results: list[InversionResult] = []
@@ -214,8 +217,12 @@ class Comparison:
 
 
 def compare_on(manager: ModelManager, model: LoadedModel, image: np.ndarray, methods: Sequence[MethodSpec],
-               progress: Progress = None, should_stop: ShouldStop = None) -> Comparison:
-    """`run_methods` on a managed model, with the LPIPS network, encoders and w statistics the manager keeps."""
+               progress: Progress = None, should_stop: ShouldStop = None,
+               schedule: Optional[str] = "auto") -> Comparison:
+    """`run_methods` on a managed model, with the LPIPS network, encoders and w statistics the manager keeps;
+    `schedule` names how the optimisers spend their steps: 'coarse-to-fine', 'full', or 'auto' (coarse-to-fine
+    on a CPU, full on a GPU)."""
+    chosen = schedule_named(schedule, model.device)
     if model.G.c_dim:
         raise ValueError("inversion of conditional (class-labelled) models is not supported")
     for spec in methods:
@@ -225,7 +232,8 @@ def compare_on(manager: ModelManager, model: LoadedModel, image: np.ndarray, met
     samples = ProjectorConfig().w_avg_samples
     stats = manager.resource(("w_stats", model.card.id, samples), lambda: w_stats(model.G, samples))
     results = run_methods(model.G, image, methods, lpips_net, managed_encoders(manager, model.device),
-                          force_fp32=model.force_fp32, progress=progress, should_stop=should_stop, stats=stats)
+                          force_fp32=model.force_fp32, progress=progress, should_stop=should_stop, stats=stats,
+                          schedule=chosen)
     return Comparison(results, len(methods), lpips_net.random_backbone)
 
 

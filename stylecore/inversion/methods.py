@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from stylecore.codes.schedule import Schedule
 from stylecore.progress import Progress, ShouldStop
 
 if TYPE_CHECKING:  # the CLI reads this registry to build its parser: no torch at import
@@ -19,10 +20,11 @@ if TYPE_CHECKING:  # the CLI reads this registry to build its parser: no torch a
     from stylecore.inversion.optimize import InversionResult, WStats
 
 __all__ = ["Budget", "Method", "MethodSpec", "Job", "METHODS", "METHOD_KINDS", "ITERATIONS", "MAX_STEPS",
-           "MAX_ITERATIONS", "method", "choose"]
+           "MAX_ITERATIONS", "CPU_HYBRID_STEPS", "method", "choose", "opening"]
 
 MAX_STEPS = 10000
 MAX_ITERATIONS = 20
+CPU_HYBRID_STEPS = 20  # a short hybrid: about a minute at 1024 px on two CPU cores with coarse-to-fine
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ class MethodSpec:
 class Job:
     """What every method of one comparison shares. `encoded(spec, progress)` runs the spec's encoder
     once per (encoder, iterations), so an encoder used alone and as a hybrid start runs once; `stats`
-    are G's w_avg and w_std where the optimisers start (each computes them when None)."""
+    are G's w_avg and w_std where the optimisers start (each computes them when None); `schedule` is
+    how every optimiser spends its steps (full resolution throughout, or coarse-to-fine)."""
 
     G: torch.nn.Module
     target: torch.Tensor  # [1, C, R, R] in [-1, 1]
@@ -90,6 +93,7 @@ class Job:
     force_fp32: bool = True
     should_stop: ShouldStop = None
     stats: Optional[WStats] = None
+    schedule: Schedule = Schedule()
 
 
 Runner = Callable[[Job, MethodSpec, Progress], "InversionResult"]
@@ -110,7 +114,8 @@ def _run_w(job: Job, spec: MethodSpec, progress: Progress) -> InversionResult:
     from stylecore.inversion.optimize import ProjectorConfig, project_w
 
     return project_w(job.G, job.target, job.lpips_net, ProjectorConfig(steps=int(spec.steps)), c=job.c,
-                     force_fp32=job.force_fp32, progress=progress, should_stop=job.should_stop, stats=job.stats)
+                     force_fp32=job.force_fp32, progress=progress, should_stop=job.should_stop, stats=job.stats,
+                     schedule=job.schedule)
 
 
 def _run_wplus(job: Job, spec: MethodSpec, progress: Progress) -> InversionResult:
@@ -118,7 +123,7 @@ def _run_wplus(job: Job, spec: MethodSpec, progress: Progress) -> InversionResul
 
     return project_wplus(job.G, job.target, job.lpips_net, WPlusConfig(steps=int(spec.steps)), c=job.c,
                          force_fp32=job.force_fp32, progress=progress, should_stop=job.should_stop,
-                         stats=job.stats)
+                         stats=job.stats, schedule=job.schedule)
 
 
 def _run_encoder(job: Job, spec: MethodSpec, progress: Progress) -> InversionResult:
@@ -130,7 +135,7 @@ def _run_hybrid(job: Job, spec: MethodSpec, progress: Progress) -> InversionResu
 
     start = job.encoded(spec, progress)
     return hybrid(job.G, job.target, job.lpips_net, start, WPlusConfig(steps=int(spec.steps)),
-                  force_fp32=job.force_fp32, progress=progress, should_stop=job.should_stop)
+                  force_fp32=job.force_fp32, progress=progress, should_stop=job.should_stop, schedule=job.schedule)
 
 
 METHODS: dict[str, Method] = {m.kind: m for m in (
@@ -166,3 +171,13 @@ def choose(names: Sequence[str], steps: Mapping[str, Any], encoder: str = "",
                        encoder=str(encoder or "").strip() if m.uses_encoder else "",
                        iterations=ITERATIONS.check(iterations) if m.uses_encoder else 1)
             for m in chosen]
+
+
+def opening(device_type: str, has_encoder: bool) -> tuple[list[str], dict[str, int]]:
+    """The methods the tab opens with, and their steps. On a CPU, where one 1024 px step takes seconds,
+    a model with an encoder made for it opens on the encoder and a short hybrid; otherwise W and W+
+    with their quick defaults (the tab's estimate says what they cost)."""
+    steps = {m.kind: m.steps.default for m in METHODS.values() if m.steps is not None}
+    if device_type == "cpu" and has_encoder:
+        return ["encoder", "hybrid"], {**steps, "hybrid": CPU_HYBRID_STEPS}
+    return ["w", "wplus"], steps

@@ -11,6 +11,9 @@ are passed to the synthesis network per call (torch.func.functional_call), gradi
 only for the optimised tensors, so a model shared by concurrent requests stays untouched. Each
 function reports progress, can be stopped between steps (`should_stop`), and returns codes, image,
 loss curve and time.
+
+Each also takes a `Schedule` (stylecore.codes.schedule): full (the published algorithm, the default
+here) or coarse-to-fine, whose early steps run on the 256 px skip image of a StyleGAN2.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from PIL import Image
 from torch.func import functional_call
 
 from stylecore.codes.generate import to_uint8
+from stylecore.codes.schedule import Schedule, Stages
 from stylecore.perception.metrics import LpipsTarget
 from stylecore.progress import Progress, ShouldStop, stop_requested
 
@@ -76,6 +80,7 @@ class InversionResult:
     noise: dict[str, torch.Tensor] = field(default_factory=dict)  # optimised noise maps (project_w)
     iterations: list[np.ndarray] = field(default_factory=list)  # ReStyle: the image after each pass
     cancelled: bool = False
+    resolutions: list[int] = field(default_factory=list)  # the synthesis resolution of each step
     metrics: dict[str, float] = field(default_factory=dict)  # filled by invert_compare
     start: Optional["InversionResult"] = None  # hybrid: the encoder result it started from
     note: str = ""  # what the user must know to read the result (e.g. a generator the encoder was not made for)
@@ -150,9 +155,10 @@ def _noise_buffers(G: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def render(G: torch.nn.Module, ws: torch.Tensor, noise: Optional[dict[str, torch.Tensor]] = None,
-           force_fp32: bool = True) -> torch.Tensor:
-    """G.synthesis(ws) with some buffers (noise maps) replaced for this call only; [N, C, R, R]."""
-    kwargs = {"noise_mode": "const", "force_fp32": force_fp32}
+           force_fp32: bool = True, stop_at: Optional[int] = None) -> torch.Tensor:
+    """G.synthesis(ws) with some buffers (noise maps) replaced for this call only; [N, C, R, R], or the
+    partial image at `stop_at` px (a coarse step)."""
+    kwargs = {"noise_mode": "const", "force_fp32": force_fp32, **({"stop_at": stop_at} if stop_at else {})}
     if noise:
         return functional_call(G.synthesis, noise, (ws,), kwargs)
     return G.synthesis(ws, **kwargs)
@@ -165,12 +171,29 @@ class _Reporter:
         self.label, self.steps, self.progress, self.should_stop = label, steps, progress, should_stop
         self.last = 0.0
 
-    def step(self, i: int, loss: float) -> bool:
+    def step(self, i: int, loss: float, resolution: int) -> bool:
         now = time.perf_counter()
         if self.progress is not None and (now - self.last > 0.1 or i + 1 == self.steps):
             self.last = now
-            self.progress((i + 1) / self.steps, f"{self.label}: step {i + 1} of {self.steps}, loss {loss:.4f}")
+            self.progress((i + 1) / self.steps,
+                          f"{self.label}: step {i + 1} of {self.steps} at {resolution} px, loss {loss:.4f}")
         return stop_requested(self.should_stop)
+
+
+class _Distances:
+    """LPIPS to the target at each resolution a run's steps use (the coarse one from the target
+    area-downsampled to match), and the pixel target there."""
+
+    def __init__(self, lpips_net: torch.nn.Module, target: torch.Tensor, stages: Stages):
+        small = stages.target(target)
+        self.targets = {target.shape[-1]: target, small.shape[-1]: small}
+        self.lpips = {size: LpipsTarget(lpips_net, t) for size, t in self.targets.items()}
+
+    def lpips_to(self, img: torch.Tensor) -> torch.Tensor:
+        return self.lpips[img.shape[-1]].distance(img)
+
+    def mse_to(self, img: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(img.float(), self.targets[img.shape[-1]])
 
 
 def _check(G: torch.nn.Module, target: torch.Tensor, steps: int) -> None:
@@ -190,9 +213,9 @@ def _check(G: torch.nn.Module, target: torch.Tensor, steps: int) -> None:
 def project_w(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Module,
               config: ProjectorConfig = ProjectorConfig(), c: Optional[torch.Tensor] = None, force_fp32: bool = True,
               progress: Progress = None, should_stop: ShouldStop = None,
-              stats: Optional[WStats] = None) -> InversionResult:
+              stats: Optional[WStats] = None, schedule: Schedule = Schedule()) -> InversionResult:
     """Project `target` ([1, C, R, R] in [-1, 1]) into W with the official projector's schedule,
-    starting at w_avg (`stats`, from `w_stats` when not given).
+    starting at w_avg (`stats`, from `w_stats` when not given); `schedule` may run the early steps coarse.
 
     Returns the final w broadcast to [1, num_ws, w_dim], the image rendered with the optimised noise
     maps (also returned, by buffer name), and LPIPS + weighted noise regulariser per step.
@@ -209,18 +232,20 @@ def project_w(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Modu
                  for name, buf in _noise_buffers(G).items()}
     params = [w_opt] + list(noise.values())
     optimizer = torch.optim.Adam(params, betas=(0.9, 0.999), lr=config.initial_learning_rate)
-    distance = LpipsTarget(lpips_net, target)
+    stages = Stages(G, schedule, config.steps)
+    distances = _Distances(lpips_net, target, stages)
     reporter = _Reporter("W projection", config.steps, progress, should_stop)
     losses: list[float] = []
+    resolutions: list[int] = []
     cancelled = False
     for step in range(config.steps):
         t = step / config.steps
         for group in optimizer.param_groups:
-            group["lr"] = projector_lr(t, config)
+            group["lr"] = projector_lr(t, config) * stages.lr_scale(step)
         w_noise = torch.randn(w_opt.shape, generator=gen, device=device) * projector_w_noise_scale(t, w_std, config)
         ws = (w_opt + w_noise).repeat(1, G.num_ws, 1)
-        img = render(G, ws, noise, force_fp32)
-        loss = distance.distance(img).sum()
+        img = render(G, ws, noise, force_fp32, **stages.synthesis_kwargs(step))
+        loss = distances.lpips_to(img).sum()
         if noise:
             loss = loss + config.regularize_noise_weight * noise_regularization(list(noise.values()))
         grads = torch.autograd.grad(loss, params)
@@ -232,7 +257,8 @@ def project_w(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Modu
                 n -= n.mean()
                 n *= n.square().mean().rsqrt()
         losses.append(float(loss.detach()))
-        if reporter.step(step, losses[-1]):
+        resolutions.append(stages.resolution(step))
+        if reporter.step(step, losses[-1], resolutions[-1]):
             cancelled = True
             break
     with torch.no_grad():
@@ -240,18 +266,20 @@ def project_w(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Modu
         final_noise = {k: v.detach() for k, v in noise.items()}
         image = to_uint8(render(G, ws, final_noise, force_fp32))[0]
     return InversionResult("W optimisation (projector)", "W", ws.cpu(), image, losses, time.perf_counter() - start,
-                           len(losses), {k: v.cpu() for k, v in final_noise.items()}, cancelled=cancelled)
+                           len(losses), {k: v.cpu() for k, v in final_noise.items()}, cancelled=cancelled,
+                           resolutions=resolutions, note=stages.note("W optimisation"))
 
 
 def project_wplus(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Module,
                   config: WPlusConfig = WPlusConfig(), init_ws: Optional[torch.Tensor] = None,
                   c: Optional[torch.Tensor] = None, force_fp32: bool = True, progress: Progress = None,
                   should_stop: ShouldStop = None, method: str = "W+ optimisation (Image2StyleGAN)",
-                  stats: Optional[WStats] = None) -> InversionResult:
+                  stats: Optional[WStats] = None, schedule: Schedule = Schedule()) -> InversionResult:
     """Optimise one code per layer (W+) against MSE + perceptual (LPIPS) loss, with Adam.
 
     Starts at w_avg on every layer (Image2StyleGAN; `stats`, from `w_stats` when not given), or at
-    `init_ws` [1, num_ws, w_dim] (hybrid).
+    `init_ws` [1, num_ws, w_dim] (hybrid). `schedule` may run the early steps coarse (the pixel term
+    then compares with the target downsampled to the coarse size).
     The noise maps stay the model's own.
     """
     _check(G, target, config.steps)
@@ -264,26 +292,31 @@ def project_wplus(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.
         raise ValueError(f"the starting codes must be [1, {G.num_ws}, {G.w_dim}], got {list(init_ws.shape)}")
     ws_opt = init_ws.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
     optimizer = torch.optim.Adam([ws_opt], lr=config.learning_rate, betas=(0.9, 0.999), eps=1e-8)
-    distance = LpipsTarget(lpips_net, target)
-    reporter = _Reporter(method.split(" (")[0], config.steps, progress, should_stop)
+    stages = Stages(G, schedule, config.steps)
+    distances = _Distances(lpips_net, target, stages)
+    label = method.split(" (")[0]
+    reporter = _Reporter(label, config.steps, progress, should_stop)
     losses: list[float] = []
+    resolutions: list[int] = []
     cancelled = False
     for step in range(config.steps):
-        img = render(G, ws_opt, None, force_fp32)
-        loss = config.mse_weight * F.mse_loss(img.float(), target) + \
-            config.perceptual_weight * distance.distance(img).sum()
+        for group in optimizer.param_groups:
+            group["lr"] = config.learning_rate * stages.lr_scale(step)
+        img = render(G, ws_opt, None, force_fp32, **stages.synthesis_kwargs(step))
+        loss = config.mse_weight * distances.mse_to(img) + config.perceptual_weight * distances.lpips_to(img).sum()
         (grad,) = torch.autograd.grad(loss, [ws_opt])
         ws_opt.grad = grad
         optimizer.step()
         losses.append(float(loss.detach()))
-        if reporter.step(step, losses[-1]):
+        resolutions.append(stages.resolution(step))
+        if reporter.step(step, losses[-1], resolutions[-1]):
             cancelled = True
             break
     with torch.no_grad():
         ws = ws_opt.detach()
         image = to_uint8(render(G, ws, None, force_fp32))[0]
     return InversionResult(method, "W+", ws.cpu(), image, losses, time.perf_counter() - start, len(losses),
-                           cancelled=cancelled)
+                           cancelled=cancelled, resolutions=resolutions, note=stages.note(label))
 
 
 def codes_result(G: torch.nn.Module, ws: torch.Tensor, method: str, seconds: float = 0.0,
@@ -305,11 +338,12 @@ def codes_result(G: torch.nn.Module, ws: torch.Tensor, method: str, seconds: flo
 
 def hybrid(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Module, start: InversionResult,
            config: WPlusConfig = WPlusConfig(steps=200), force_fp32: bool = True, progress: Progress = None,
-           should_stop: ShouldStop = None) -> InversionResult:
+           should_stop: ShouldStop = None, schedule: Schedule = Schedule()) -> InversionResult:
     """W+ optimisation for `config.steps` steps from an encoder's result (`start`); the time
     reported includes the encoder's."""
     result = project_wplus(G, target, lpips_net, config, init_ws=start.ws, force_fp32=force_fp32, progress=progress,
-                           should_stop=should_stop, method=f"hybrid: {start.method} + W+ optimisation")
+                           should_stop=should_stop, method=f"hybrid: {start.method} + W+ optimisation",
+                           schedule=schedule)
     result.seconds += start.seconds
     result.start = start
     return result

@@ -333,10 +333,22 @@ class SynthesisNetwork(torch.nn.Module):
                 self.num_ws += block.num_torgb
             setattr(self, f"b{res}", block)
 
+    @property
+    def partial_resolutions(self) -> list[int]:
+        """The resolutions `forward(stop_at=...)` accepts: every block's with the skip architecture
+        (each block adds its toRGB output to the running image, a valid picture at that size), else
+        only the full one."""
+        return list(self.block_resolutions) if self.b4.architecture == "skip" else [self.img_resolution]
+
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False,
-                fused_modconv: Optional[bool] = None, update_emas: bool = False) -> torch.Tensor:
+                fused_modconv: Optional[bool] = None, update_emas: bool = False,
+                stop_at: Optional[int] = None) -> torch.Tensor:
+        """The image; with `stop_at` (one of `partial_resolutions`), the running skip image after that
+        block, [N, C, stop_at, stop_at], without running the blocks above it (coarse-to-fine inversion)."""
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+        if stop_at is not None and stop_at not in self.partial_resolutions:
+            raise ValueError(f"stop_at must be one of {self.partial_resolutions}, got {stop_at!r}")
         ws = ws.to(torch.float32)
         x = img = None
         w_idx = 0
@@ -346,6 +358,8 @@ class SynthesisNetwork(torch.nn.Module):
             w_idx += block.num_conv
             x, img = block(x, img, block_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,
                            noise_mode=noise_mode)
+            if res == stop_at:
+                break
         return img
 
     def extra_repr(self) -> str:
