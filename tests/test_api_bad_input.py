@@ -174,6 +174,9 @@ ROWS = [
     *[row("/invert", {"image": Upload(name), "methods": ["w"], "w_steps": 1}, frag, f"image-{name}")
       for name, frag in IMAGE_ROWS],
     row("/invert", {"image": ServerPath("../../app.py"), "methods": ["w"]}, "not uploaded", "dotdot-app"),
+    row("/invert_estimate", {"w_steps": "abc", "methods": ["w"]}, "could not preprocess", "wrong-type"),
+    row("/invert_estimate", {"wplus_steps": 10 ** 7, "methods": ["wplus"]}, "greater than maximum value 10000",
+        "out-of-range"),
     # /styleclip (tiny random CLIP from the fake Hub)
     row("/styleclip", {"seed": "abc"}, "could not preprocess", "wrong-type"),
     row("/styleclip", {"method": "Latent optimization", "id_lambda": 0.5}, "needs face-recognition weights",
