@@ -2,35 +2,26 @@
 
 Upsampling by zero insertion, padding, filtering and decimating along an axis is a linear map
 whose matrix is banded. Cutting the output into blocks of `b` samples, every block needs the same
-`window` of consecutive inputs and the same small `b x window` matrix, so a pass is one matrix
-product per block, read straight from the input and written straight into the output (strided
-views: no unfolded copy, no padded copy; windows that reach into the zero padding just use fewer
-columns of the matrix). That skips the inserted zeros and the dropped samples (polyphase
-filtering) and runs on the BLAS kernels, which on a CPU beats depthwise convolutions over
-zero-stuffed images by an order of magnitude. Without `out` the same blocks are concatenated
-instead, which autograd can differentiate.
+`window` of consecutive inputs and the same small `b x window` matrix, so the whole pass becomes
+one unfold and one matrix multiplication. That skips the inserted zeros and the dropped samples
+(polyphase filtering) and runs on the BLAS kernels, which on a CPU beats depthwise convolutions
+over zero-stuffed images by an order of magnitude. It is differentiable like any matmul.
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 
 BLOCK_OUTPUTS = 32  # outputs per block: large enough for efficient GEMMs, small enough for little waste
-# Rank-one terms of a 2-D filter below this fraction of the first are dropped (float64: kept to rounding).
-TERM_TOLERANCE = {torch.float64: 1e-12}
-DEFAULT_TERM_TOLERANCE = 1e-6
-MAX_TERMS = 4  # more terms than this: the filter is not worth splitting (a dense 2-D convolution is cheaper)
 
 
 @dataclass(frozen=True)
 class AxisPlan:
     """Where the blocks of one resampling pass sit in the input and output."""
 
-    length: int  # input samples
     outputs: int  # output samples
     block: int  # outputs per block
     window: int  # inputs per block
@@ -38,220 +29,87 @@ class AxisPlan:
     first: int  # input index of the first block's window (may be negative: zero padding)
     blocks: int
 
+    @property
+    def input_span(self) -> int:
+        return (self.blocks - 1) * self.step + self.window
 
-def plan_axis(length: int, taps: int, up: int, down: int, pad0: int, pad1: int,
-              block_outputs: int = BLOCK_OUTPUTS) -> AxisPlan:
+
+def plan_axis(length: int, taps: int, up: int, down: int, pad0: int, pad1: int) -> AxisPlan:
     """Block layout of the pass `length` inputs -> upfirdn with `taps` taps -> outputs."""
     outputs = (length * up + pad0 + pad1 - taps) // down + 1
     if outputs < 1:
         raise ValueError(f"resampling {length} samples (up {up}, down {down}, padding {pad0}/{pad1}, "
                          f"{taps} taps) leaves no output")
     unit = up // math.gcd(up, down)  # the block length must make block * down a multiple of up
-    block = max(unit, block_outputs // unit * unit)
+    block = max(unit, BLOCK_OUTPUTS // unit * unit)
     block = min(block, -(-outputs // unit) * unit)
     first = -(pad0 // up)  # ceil(-pad0 / up): the first input that reaches output 0
     last = ((block - 1) * down - pad0 + taps - 1) // up
     blocks = -(-outputs // block)
-    return AxisPlan(length, outputs, block, last - first + 1, block * down // up, first, blocks)
+    return AxisPlan(outputs, block, last - first + 1, block * down // up, first, blocks)
 
 
-@dataclass(frozen=True)
-class Piece:
-    """One block of a pass: outputs [o0, o1) = matrix[:o1 - o0, c0:c1] @ inputs [i0, i1)."""
+def block_matrix(g: torch.Tensor, plan: AxisPlan, up: int, down: int, pad0: int) -> torch.Tensor:
+    """The `block x window` matrix M with y[j] = sum_i M[j, i] x[first + i] inside every block.
 
-    o0: int
-    o1: int
-    i0: int
-    i1: int
-    c0: int
-    c1: int
-
-
-@dataclass(frozen=True)
-class BandedAxis:
-    """One resampling pass along an axis: its blocks and their shared matrix (and its transpose).
-
-    The blocks `interior[0]:interior[1]` read a whole window and write a whole block: they run as
-    one batched product over overlapping strided views; the few others (at the edges) one by one.
+    `g` is the correlation kernel (the FIR filter already flipped as a convolution needs).
     """
-
-    plan: AxisPlan
-    matrix: torch.Tensor  # [block, window]
-    matrix_t: torch.Tensor  # [window, block], contiguous
-    pieces: tuple[Piece, ...]
-    interior: tuple[int, int]
-
-    @property
-    def edges(self) -> tuple[Piece, ...]:
-        return self.pieces[:self.interior[0]] + self.pieces[self.interior[1]:]
-
-
-def banded_axis(g: torch.Tensor, length: int, up: int, down: int, pad0: int, pad1: int,
-                block_outputs: int = BLOCK_OUTPUTS) -> BandedAxis:
-    """The pass with correlation kernel `g` (the FIR filter already flipped as a convolution needs).
-
-    Built once per filter, shape and dtype and cached (a network calls the same few thousand times),
-    unless `g` needs a gradient.
-    """
-    if g.requires_grad:
-        return _build_axis(g, length, up, down, pad0, pad1, block_outputs)
-    key = (tuple(g.tolist()), g.dtype, g.device)
-    return _cached_axis(key, length, up, down, pad0, pad1, block_outputs)
-
-
-@functools.lru_cache(maxsize=512)
-def _cached_axis(key: tuple, length: int, up: int, down: int, pad0: int, pad1: int,
-                 block_outputs: int) -> BandedAxis:
-    values, dtype, device = key
-    return _build_axis(torch.tensor(values, dtype=dtype, device=device), length, up, down, pad0, pad1,
-                       block_outputs)
-
-
-def _build_axis(g: torch.Tensor, length: int, up: int, down: int, pad0: int, pad1: int,
-                block_outputs: int) -> BandedAxis:
     taps = g.shape[0]
-    plan = plan_axis(length, taps, up, down, pad0, pad1, block_outputs)
     j = torch.arange(plan.block, device=g.device).unsqueeze(1)
     i = torch.arange(plan.window, device=g.device).unsqueeze(0)
     k = (plan.first + i) * up + pad0 - j * down
     inside = (k >= 0) & (k < taps)
-    matrix = torch.where(inside, g[k.clamp(0, taps - 1)], g.new_zeros(()))
-    pieces = []
-    for block in range(plan.blocks):
-        o0 = block * plan.block
-        start = plan.first + block * plan.step
-        i0, i1 = max(start, 0), min(start + plan.window, length)
-        i1 = max(i1, i0)
-        pieces.append(Piece(o0, min(o0 + plan.block, plan.outputs), i0, i1, i0 - start, i1 - start))
-    whole = [p.c0 == 0 and p.c1 == plan.window and p.o1 - p.o0 == plan.block for p in pieces]
-    first = whole.index(True) if any(whole) else 0
-    last = first
-    while last < len(pieces) and whole[last]:
-        last += 1
-    return BandedAxis(plan, matrix, matrix.t().contiguous(), tuple(pieces), (first, last))
+    return torch.where(inside, g[k.clamp(0, taps - 1)], g.new_zeros(()))
 
 
-def apply_cols(x: torch.Tensor, axis: BandedAxis, out: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """The pass along the last axis of the 2-D `x` ([M, length] -> [M, outputs]), x.stride(1) == 1.
-
-    With `out` (a [M, outputs] view with unit column stride, no gradient) every block's product is
-    written into it in place.
-    """
-    mt = axis.matrix_t.to(x.dtype)
-    plan, (j0, j1) = axis.plan, axis.interior
-    rows = x.shape[0]
-    windows = x[:, axis.pieces[j0].i0:].as_strided((j1 - j0, rows, plan.window), (plan.step, x.stride(0), 1)
-                                                  ) if j1 > j0 else None
-    if out is None:
-        parts = {p.o0: x[:, p.i0:p.i1] @ mt[p.c0:p.c1, :p.o1 - p.o0] if p.i1 > p.i0
-                 else x.new_zeros(rows, p.o1 - p.o0) for p in axis.edges}
-        if windows is not None:
-            product = torch.bmm(windows, mt.expand(j1 - j0, *mt.shape))
-            parts[axis.pieces[j0].o0] = product.permute(1, 0, 2).reshape(rows, -1)
-        return torch.cat([parts[o0] for o0 in sorted(parts)], dim=1)
-    if windows is not None:
-        blocks = out[:, axis.pieces[j0].o0:].as_strided((j1 - j0, rows, plan.block), (plan.block, out.stride(0), 1))
-        torch.bmm(windows, mt.expand(j1 - j0, *mt.shape), out=blocks)
-    for p in axis.edges:
-        if p.i1 > p.i0:
-            torch.mm(x[:, p.i0:p.i1], mt[p.c0:p.c1, :p.o1 - p.o0], out=out[:, p.o0:p.o1])
-        else:
-            out[:, p.o0:p.o1].zero_()
-    return out
+def resample_axis(x: torch.Tensor, g: torch.Tensor, up: int, down: int, pad0: int, pad1: int,
+                  dim: int) -> torch.Tensor:
+    """upfirdn along `dim` (-1 or -2) of `x` with correlation kernel `g` (1-D)."""
+    if dim not in (-1, -2):
+        raise ValueError(f"dim must be -1 or -2, got {dim}")
+    length = x.shape[dim]
+    plan = plan_axis(length, g.shape[0], up, down, pad0, pad1)
+    m = block_matrix(g.to(x.dtype), plan, up, down, pad0)
+    xp = _span(x, dim, plan.first, plan.input_span)
+    if dim == -1:
+        # contiguous() first: matmul over the overlapping view itself takes a very slow path.
+        y = xp.unfold(-1, plan.window, plan.step).contiguous() @ m.t()  # [..., blocks, block]
+        return y.flatten(-2)[..., :plan.outputs]
+    windows = xp.unfold(-2, plan.window, plan.step).transpose(-1, -2)  # [..., blocks, window, W]
+    y = m @ windows  # [..., blocks, block, W]
+    return y.flatten(-3, -2)[..., :plan.outputs, :]
 
 
-def apply_rows(x: torch.Tensor, axis: BandedAxis, out: Optional[torch.Tensor] = None,
-               accumulate: bool = False) -> torch.Tensor:
-    """The pass along the second-to-last axis of `x` ([..., length, N] -> [..., outputs, N], 2-D or 3-D;
-    unit stride along N).
-
-    With `out` (a view with unit stride along N, no gradient) every block's product is written into
-    it, or added to it with `accumulate` (the terms of a 2-D filter of rank above one). 2-D inputs run
-    their interior blocks as one batched product; 3-D ones (batches of planes) block by block.
-    """
-    m = axis.matrix.to(x.dtype)
-    plan, (j0, j1) = axis.plan, axis.interior
-    batched = x.ndim == 2 and j1 > j0
-    pieces = axis.edges if batched else axis.pieces
-    if batched:
-        n = x.shape[1]
-        windows = x[axis.pieces[j0].i0:].as_strided((j1 - j0, plan.window, n),
-                                                    (plan.step * x.stride(0), x.stride(0), 1))
-        weights = m.expand(j1 - j0, *m.shape)
-    if out is None:
-        parts = {p.o0: m[:p.o1 - p.o0, p.c0:p.c1] @ x[..., p.i0:p.i1, :] if p.i1 > p.i0
-                 else x.new_zeros(*x.shape[:-2], p.o1 - p.o0, x.shape[-1]) for p in pieces}
-        if batched:
-            parts[axis.pieces[j0].o0] = torch.bmm(weights, windows).reshape(-1, n)
-        return torch.cat([parts[o0] for o0 in sorted(parts)], dim=-2)
-    if batched:
-        blocks = out[axis.pieces[j0].o0:].as_strided((j1 - j0, plan.block, n),
-                                                     (plan.block * out.stride(0), out.stride(0), 1))
-        if accumulate:
-            blocks.baddbmm_(weights, windows)
-        else:
-            torch.bmm(weights, windows, out=blocks)
-    for p in pieces:
-        target = out[..., p.o0:p.o1, :]
-        if p.i1 > p.i0:
-            _product(m[:p.o1 - p.o0, p.c0:p.c1], x[..., p.i0:p.i1, :], target, accumulate)
-        elif not accumulate:
-            target.zero_()
-    return out
+def _span(x: torch.Tensor, dim: int, start: int, length: int) -> torch.Tensor:
+    """x[start : start + length] along `dim`, reading zeros outside x."""
+    size = x.shape[dim]
+    left = max(-start, 0)
+    right = max(start + length - size, 0)
+    pad = [left, right] if dim == -1 else [0, 0, left, right]
+    return F.pad(x, pad).narrow(dim, start + left, length)
 
 
-def _product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, accumulate: bool) -> None:
-    """out (+)= a @ b for a 2-D `a` and a 2-D or batched 3-D `b`, in place."""
-    if b.ndim == 3:
-        a = a.expand(b.shape[0], *a.shape)
-        if accumulate:
-            out.baddbmm_(a, b)
-        else:
-            torch.bmm(a, b, out=out)
-    elif accumulate:
-        out.addmm_(a, b)
-    else:
-        torch.mm(a, b, out=out)
 
+def separable_factors(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(column, row) vectors whose outer product is the 2-D CPU filter `f`, or None if it has rank > 1
+    (or lives on another device).
 
-def separable_terms(f: torch.Tensor) -> Optional[list[tuple[torch.Tensor, torch.Tensor]]]:
-    """(column, row) vector pairs whose outer products add up to the 2-D CPU filter `f`, or None when
-    more than MAX_TERMS are needed (or `f` lives on another device).
-
-    StyleGAN2's [1, 3, 3, 1] filter is one outer product; StyleGAN3-R's radial (jinc) filters are
-    two to within 1e-6 (the third singular value is about 2e-7 of the first). Each term costs one
-    cheap 1-D pass per axis, against a dense 2-D convolution for the whole filter.
+    StyleGAN2's [1, 3, 3, 1] filter is stored as a 4x4 outer product; splitting it lets the fast
+    path run two short 1-D passes instead of one 2-D convolution.
     """
     if f.device.type != "cpu":
         return None  # deciding would read the singular values back from the device: a sync per call
     f64 = f.detach().to(torch.float64)
     u, s, vh = torch.linalg.svd(f64)
-    tolerance = TERM_TOLERANCE.get(f.dtype, DEFAULT_TERM_TOLERANCE)
-    rank = int((s > tolerance * s[0]).sum()) if s[0] > 0 else 1
-    if rank > MAX_TERMS:
+    if s.numel() > 1 and s[1] > 1e-9 * s[0]:
         return None
-    scale = s[:rank].sqrt()
-    return [((u[:, r] * scale[r]).to(f.dtype), (vh[r] * scale[r]).to(f.dtype)) for r in range(rank)]
+    scale = s[0].sqrt()
+    return (u[:, 0] * scale).to(f.dtype), (vh[0] * scale).to(f.dtype)
 
 
-def upfirdn2d_banded(x: torch.Tensor, terms: Sequence[tuple[torch.Tensor, torch.Tensor]], up: tuple[int, int],
+def upfirdn2d_banded(x: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor, up: tuple[int, int],
                      down: tuple[int, int], padding: tuple[int, int, int, int]) -> torch.Tensor:
-    """upfirdn2d of NCHW `x` with the sum over `terms` of separable filters, each given as its
-    correlation kernels (along W, along H), gain included."""
+    """upfirdn2d with the correlation kernels `gx` (along W) and `gy` (along H), gain included."""
     px0, px1, py0, py1 = padding
-    n, c, h, w = x.shape
-    planes = x.reshape(n * c * h, w)
-    grad = torch.is_grad_enabled() and (x.requires_grad or any(g.requires_grad for t in terms for g in t))
-    total = None
-    for index, (gx, gy) in enumerate(terms):
-        along_w = banded_axis(gx, w, up[0], down[0], px0, px1)
-        along_h = banded_axis(gy, h, up[1], down[1], py0, py1)
-        wo, ho = along_w.plan.outputs, along_h.plan.outputs
-        if grad:
-            y = apply_rows(apply_cols(planes, along_w).reshape(n * c, h, wo), along_h)
-            total = y if total is None else total + y
-            continue
-        mid = apply_cols(planes, along_w, out=x.new_empty(n * c * h, wo)).view(n * c, h, wo)
-        total = x.new_empty(n * c, ho, wo) if total is None else total
-        apply_rows(mid, along_h, out=total, accumulate=index > 0)
-    return total.reshape(n, c, total.shape[1], total.shape[2])
+    x = resample_axis(x, gx, up[0], down[0], px0, px1, -1)
+    return resample_axis(x, gy, up[1], down[1], py0, py1, -2)

@@ -60,9 +60,7 @@ def filtered_lrelu(
         if y is not None:
             return y
     if gain > 0 and torch_fast_path(x):
-        y = filtered_lrelu_sliced(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
-        if y is not None:
-            return y
+        return filtered_lrelu_sliced(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
     if b is not None:
         x = bias_act(x, b.to(x.dtype))
     x = upfirdn2d(x, fu, up=up, padding=padding, flip_filter=flip_filter, gain=up ** 2)
