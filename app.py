@@ -75,6 +75,7 @@ def make_manager(args: argparse.Namespace) -> ModelManager:
     return ModelManager(zoo, device=args.device, memory_budget=budget)
 
 
+STYLESHEET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spaces", "style.css")
 demo: Optional[gr.Blocks] = None  # module level, where Gradio's reloader on Spaces looks for it
 
 
@@ -98,7 +99,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.share:
         print(SHARE_WARNING, file=sys.stderr, flush=True)
     # show_error: Gradio's own input checks (types, ranges, upload paths) then reach the user as messages.
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True,
+                css_paths=[STYLESHEET])
 
 
 if __name__ == "__main__":

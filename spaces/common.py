@@ -1,14 +1,16 @@
 """Helpers shared by the tabs: model choices with download state, and turning engine errors
-into messages the user sees (gr.Error) while the app keeps serving."""
+into messages the user sees while the app keeps serving: in the browser a toast and a status line
+with every earlier result left in place (`listen`), through the API an error (gr.Error)."""
 from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import math
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import gradio as gr
 import numpy as np
@@ -98,6 +100,8 @@ def offline_notice(manager: ModelManager) -> str:
 
 
 USER_ERRORS = (ValueError, KeyError, TypeError, OSError, ModelUnavailable)
+SEED_MAX = 2 ** 32 - 1  # one seed range in every tab: numpy's RandomState takes 0 .. 2**32 - 1
+SEED_INFO = f"any whole number from 0 to {SEED_MAX}; the same seed always gives the same image"
 Arguments = dict[str, Any]
 
 
@@ -177,13 +181,17 @@ def on_gpu(manager: ModelManager, default: str, seconds: Callable[[Arguments], f
     return decorate
 
 
+log = logging.getLogger("stylecore.app")
+
+
 def _as_gr_error(exc: BaseException) -> gr.Error:
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    return gr.Error(str(message))
+    return gr.Error(str(message), print_exception=False)  # ordinary input: no traceback in the console
 
 
 def user_errors(fn: Callable) -> Callable:
-    """Show bad input and unavailable models as a message in the UI instead of a crash.
+    """Bad input and unavailable models become gr.Error with the message, not a crash (and not a
+    console traceback); real faults pass through untouched.
 
     Works for plain event functions and for generator events (streamed progress, Stop button).
     """
@@ -212,6 +220,66 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+_EVENT = "_stylecore_event"
+
+
+def keep_results(fn: Callable, outputs: Sequence[Any], status: Optional[Any] = None) -> Callable:
+    """`fn` (already wrapped by user_errors) for a browser event: a user error becomes a toast and,
+    when `status` is one of `outputs`, a line there, while every other output keeps its value (no
+    red badges, nothing wiped). API callers (no triggering component) still get the error itself.
+    Each user error is logged as one line."""
+    outputs = list(outputs)
+    signature = inspect.signature(fn)
+    event_param = inspect.Parameter(_EVENT, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+    params = list(signature.parameters.values())
+    index = next((i for i, p in enumerate(params) if p.kind in (p.VAR_POSITIONAL, p.KEYWORD_ONLY, p.VAR_KEYWORD)),
+                 len(params))
+    params.insert(index, event_param)
+
+    def split(args: tuple, kwargs: dict) -> tuple[Any, tuple, dict]:
+        if _EVENT in kwargs:
+            return kwargs.pop(_EVENT), args, kwargs
+        if len(args) > index:
+            return args[index], args[:index] + args[index + 1:], kwargs
+        return None, args, kwargs
+
+    def shown(event: Any, error: gr.Error) -> Any:
+        log.warning("user error in %s: %s", getattr(fn, "__name__", "event"), error.message)
+        if getattr(event, "target", None) is None:  # an API call: the caller gets the error
+            raise error
+        gr.Warning(error.message, title="Could not do that")
+        values = [f"**Could not do that:** {error.message}" if o is status else gr.skip() for o in outputs]
+        return values[0] if len(values) == 1 else tuple(values)
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def run_generator(*args: Any, **kwargs: Any) -> Any:
+            event, args, kwargs = split(args, kwargs)
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error as error:
+                yield shown(event, error)
+        wrapper = run_generator
+    else:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            event, args, kwargs = split(args, kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error as error:
+                return shown(event, error)
+        wrapper = run
+    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {**getattr(fn, "__annotations__", {}), _EVENT: gr.EventData}
+    return wrapper
+
+
+def listen(trigger: Callable, fn: Callable, inputs: Sequence[Any], outputs: Sequence[Any],
+           status: Optional[Any] = None, **options: Any) -> Any:
+    """Wire `fn` to a trigger (e.g. `button.click`) so its user errors keep earlier results (keep_results)."""
+    return trigger(keep_results(fn, outputs, status), list(inputs), list(outputs), **options)
+
+
 def parse_number(value: Any, name: str, integer: bool = False, lo: Optional[float] = None,
                  hi: Optional[float] = None) -> Optional[float]:
     """Numbers from the API arrive as anything: check them before they reach the engine.
@@ -227,7 +295,7 @@ def parse_number(value: Any, name: str, integer: bool = False, lo: Optional[floa
     if integer and number != int(number):
         raise ValueError(f"{name} must be a whole number, got {value!r}")
     if lo is not None and hi is not None and not lo <= number <= hi:
-        raise ValueError(f"{name} must be from {lo:g} to {hi:g}, got {number:g}")
+        raise ValueError(f"{name} must be from {plain(lo)} to {plain(hi)}, got {plain(number)}")
     return int(number) if integer else number
 
 
@@ -242,6 +310,18 @@ def required_number(value: Any, name: str, lo: float, hi: float, integer: bool =
 def required_int(value: Any, name: str, lo: int, hi: int) -> int:
     """A whole number that must be given, within [lo, hi]."""
     return int(required_number(value, name, lo, hi, integer=True))
+
+
+def required_seed(value: Any, name: str = "seed") -> int:
+    """A seed from the one range every tab uses."""
+    return required_int(value, name, 0, SEED_MAX)
+
+
+def plain(number: float) -> str:
+    """A number as a person writes it: 4294967295, 0.5, 1e-06 only when tiny, never 4.29497e+09."""
+    if float(number).is_integer() and abs(number) < 1e18:
+        return str(int(number))
+    return f"{number:.6g}" if abs(number) >= 1e-4 else f"{number:g}"
 
 
 def file_path(file: Any) -> Optional[str]:
@@ -264,7 +344,7 @@ def code_from(model: LoadedModel, source: str, seed: Any, psi: Any, class_idx: A
     settings = GenerationSettings(
         truncation_psi=required_number(psi, "truncation psi", -2, 2),
         class_idx=required_int(class_idx, "class", 0, G.c_dim - 1) if G.c_dim else None)
-    return settings_ws(G, [required_int(seed, "seed", 0, 2 ** 32 - 1)], settings, model.device)
+    return settings_ws(G, [required_seed(seed)], settings, model.device)
 
 
 class SessionStopFlags:
