@@ -368,6 +368,20 @@ def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
     return lambda fraction, message: progress(fraction, desc=message)
 
 
+DISPLAY_MIN = 256  # px: smaller results (the 64 px demo networks) are enlarged for the eye, never for download
+
+
+def for_display(image: np.ndarray, minimum: int = DISPLAY_MIN) -> np.ndarray:
+    """An image to show: small ones enlarged by a whole factor with nearest-neighbour sampling, so a
+    64 px result fills its frame with crisp pixels instead of sitting as a thumbnail; files to download
+    keep the real size."""
+    height, width = image.shape[:2]
+    factor = -(-minimum // max(1, min(height, width)))
+    if factor <= 1:
+        return image
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
 def save_png(image: np.ndarray, stem: str) -> str:
     """Write an image to a fresh temporary PNG that Gradio may serve for download."""
     folder = Path(tempfile.mkdtemp(prefix="stylecore-"))
