@@ -7,7 +7,7 @@
 * `hybrid`: the same W+ optimisation started from an encoder's codes.
 
 Everything is a plain function over a generator that is never modified: the optimised noise maps
-are passed to the synthesis network per call (torch.func.functional_call), gradients are taken
+live in a private view of the synthesis network (stylecore.networks.private), gradients are taken
 only for the optimised tensors, so a model shared by concurrent requests stays untouched. Each
 function reports progress, can be stopped between steps (`should_stop`), and returns codes, image,
 loss curve and time.
@@ -26,15 +26,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch.func import functional_call
 
 from stylecore.codes.generate import to_uint8
 from stylecore.codes.schedule import Schedule, Stages
+from stylecore.networks.private import with_tensors
 from stylecore.perception.metrics import LpipsTarget
 from stylecore.progress import Progress, ShouldStop, stop_requested
 
 __all__ = ["ProjectorConfig", "WPlusConfig", "InversionResult", "WStats", "target_tensor", "w_stats", "projector_lr",
-           "projector_w_noise_scale", "noise_regularization", "render", "project_w", "project_wplus", "hybrid",
+           "projector_w_noise_scale", "noise_regularization", "synthesize", "render", "project_w", "project_wplus", "hybrid",
            "codes_result"]
 
 
@@ -84,6 +84,7 @@ class InversionResult:
     metrics: dict[str, float] = field(default_factory=dict)  # filled by invert_compare
     start: Optional["InversionResult"] = None  # hybrid: the encoder result it started from
     note: str = ""  # what the user must know to read the result (e.g. a generator the encoder was not made for)
+    weights: dict[str, torch.Tensor] = field(default_factory=dict)  # PTI: tuned synthesis parameters to render ws with
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,14 +155,19 @@ def _noise_buffers(G: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: buf for name, buf in G.synthesis.named_buffers() if "noise_const" in name}
 
 
-def render(G: torch.nn.Module, ws: torch.Tensor, noise: Optional[dict[str, torch.Tensor]] = None,
+def synthesize(synthesis: torch.nn.Module, ws: torch.Tensor, force_fp32: bool = True,
+               stop_at: Optional[int] = None) -> torch.Tensor:
+    """A synthesis network's image of `ws` with its constant noise: [N, C, R, R], or the partial image at
+    `stop_at` px (a coarse step)."""
+    return synthesis(ws, noise_mode="const", force_fp32=force_fp32, **({"stop_at": stop_at} if stop_at else {}))
+
+
+def render(G: torch.nn.Module, ws: torch.Tensor, tensors: Optional[dict[str, torch.Tensor]] = None,
            force_fp32: bool = True, stop_at: Optional[int] = None) -> torch.Tensor:
-    """G.synthesis(ws) with some buffers (noise maps) replaced for this call only; [N, C, R, R], or the
-    partial image at `stop_at` px (a coarse step)."""
-    kwargs = {"noise_mode": "const", "force_fp32": force_fp32, **({"stop_at": stop_at} if stop_at else {})}
-    if noise:
-        return functional_call(G.synthesis, noise, (ws,), kwargs)
-    return G.synthesis(ws, **kwargs)
+    """G.synthesis(ws), with some parameters or buffers (tuned weights, noise maps) replaced in a private
+    view for this call only (loops make the view once: with_tensors + synthesize)."""
+    synthesis = with_tensors(G.synthesis, tensors) if tensors else G.synthesis
+    return synthesize(synthesis, ws, force_fp32, stop_at)
 
 
 class _Reporter:
@@ -231,6 +237,7 @@ def project_w(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Modu
         noise = {name: torch.randn(buf.shape, generator=gen, device=device).requires_grad_(True)
                  for name, buf in _noise_buffers(G).items()}
     params = [w_opt] + list(noise.values())
+    synthesis = with_tensors(G.synthesis, noise)
     optimizer = torch.optim.Adam(params, betas=(0.9, 0.999), lr=config.initial_learning_rate)
     stages = Stages(G, schedule, config.steps)
     distances = _Distances(lpips_net, target, stages)
@@ -244,7 +251,7 @@ def project_w(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Modu
             group["lr"] = projector_lr(t, config) * stages.lr_scale(step)
         w_noise = torch.randn(w_opt.shape, generator=gen, device=device) * projector_w_noise_scale(t, w_std, config)
         ws = (w_opt + w_noise).repeat(1, G.num_ws, 1)
-        img = render(G, ws, noise, force_fp32, **stages.synthesis_kwargs(step))
+        img = synthesize(synthesis, ws, force_fp32, **stages.synthesis_kwargs(step))
         loss = distances.lpips_to(img).sum()
         if noise:
             loss = loss + config.regularize_noise_weight * noise_regularization(list(noise.values()))
@@ -264,7 +271,7 @@ def project_w(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Modu
     with torch.no_grad():
         ws = w_opt.detach().repeat(1, G.num_ws, 1)
         final_noise = {k: v.detach() for k, v in noise.items()}
-        image = to_uint8(render(G, ws, final_noise, force_fp32))[0]
+        image = to_uint8(synthesize(synthesis, ws, force_fp32))[0]
     return InversionResult("W optimisation (projector)", "W", ws.cpu(), image, losses, time.perf_counter() - start,
                            len(losses), {k: v.cpu() for k, v in final_noise.items()}, cancelled=cancelled,
                            resolutions=resolutions, note=stages.note("W optimisation"))
