@@ -24,21 +24,26 @@ from stylecore.engine.manager import LoadedModel, ModelManager
 from stylecore.codes.generate import GenerationSettings, settings_ws
 from stylecore.codes.latents import load_latents, parse_seeds
 from stylecore.edit.result import EditResult
-from stylecore.engine.reachability import NOT_PROBED
+from stylecore.engine.reachability import PROBING, UNPROBED
 from stylecore.engine.remote import ModelUnavailable
 from stylecore.engine.zoo import ModelCard
 
 
 def model_label(card: ModelCard) -> str:
+    """Name (with the architecture and size when the name lacks them: labels stay short enough to read in
+    the dropdown) and download state; a model that is not downloaded says so with what is
+    known to stop its download now ("not downloaded, Hub unreachable"), so none is offered as if it would work."""
     state = hub.download_state(card)
+    blocker = hub.fetch_blocker(card) if state == "not downloaded" else ""
     arch = {"stylegan2": "StyleGAN2", "stylegan3": "StyleGAN3", "stylenerf": "StyleNeRF"}.get(card.architecture, "StyleGAN")
-    size = f" {card.resolution}px" if card.resolution else ""
-    return f"{card.title} ({arch}{size}) - {state}"
+    kind = "" if arch in card.title else f" ({arch}{f' {card.resolution}px' if card.resolution else ''})"
+    return f"{card.title}{kind} · {state}" + (f", {blocker}" if blocker else "")
 
 
 def model_choices(manager: ModelManager) -> list[tuple[str, str]]:
-    """(label, id) pairs for a dropdown; the label says whether the file is already here."""
-    return [(model_label(card), card.id) for card in manager.zoo.cards()]
+    """(label, id) pairs for a dropdown; the label says whether the file is already here, or cannot be fetched now.
+    Domain generators (StyleGAN-NADA) are listed in the Domains tab, beside their generator."""
+    return [(model_label(card), card.id) for card in manager.zoo.cards() if not card.base]
 
 
 def default_model(manager: ModelManager, tab: str) -> str:
@@ -47,10 +52,17 @@ def default_model(manager: ModelManager, tab: str) -> str:
 
 
 def offline_banner(manager: ModelManager) -> None:
-    """At the top of a tab: say so when the tabs open on the demo networks, and why."""
+    """At the top of a tab: say so when the tabs open on the demo networks, and why. The start-up probe runs
+    in the background, so each page load fills the banner in (waiting for the probe while it runs)."""
     notice = offline_notice(manager)
-    if notice:
-        gr.Markdown(notice)
+    banner = gr.Markdown(notice, visible=bool(notice))
+
+    def on_load() -> dict:
+        manager.settled_reachability()
+        text = offline_notice(manager)
+        return gr.update(value=text, visible=bool(text))
+
+    gr.on(None, on_load, outputs=[banner], api_visibility="private", queue=False, show_progress="hidden")
 
 
 def card_details(manager: ModelManager, model_id: Optional[str]) -> str:
@@ -80,23 +92,44 @@ def model_card_panel(manager: ModelManager, dropdown: gr.Dropdown) -> gr.Markdow
 
 def model_picker(manager: ModelManager, default: str, refresh_api_name: str,
                  choices: Optional[list[tuple[str, str]]] = None, label: str = "Model") -> gr.Dropdown:
-    """The model dropdown (its labels say what is downloaded) with a button that refreshes them and the
-    chosen card's details beneath."""
-    model = gr.Dropdown(choices=choices if choices is not None else model_choices(manager), value=default,
-                        label=label, info="'not downloaded' models are fetched on first use (Hub or NVIDIA)")
+    """The model dropdown (its labels say what is downloaded, and what cannot be fetched now) with a button
+    that refreshes them and the chosen card's details beneath. Each page load refreshes the labels once
+    the start-up probe has answered, since what it found decides the wording."""
+    listed = [model_id for _, model_id in (choices if choices is not None else model_choices(manager))]
+
+    def labelled() -> list[tuple[str, str]]:
+        return [(model_label(manager.zoo.get(model_id)), model_id) for model_id in listed]
+
+    def info() -> str:
+        if any(hub.fetch_blocker(manager.zoo.get(model_id)) for model_id in listed):
+            return ("models marked 'unreachable' or 'offline mode' cannot be downloaded now: the demo networks "
+                    "and the downloaded models work")
+        return "'not downloaded' models are fetched on first use (Hub or NVIDIA)"
+
+    def on_load() -> dict:
+        manager.settled_reachability()
+        return gr.update(choices=labelled(), info=info())
+
+    model = gr.Dropdown(choices=labelled(), value=default, label=label, info=info())
     model_card_panel(manager, model)
     refresh = gr.Button("Refresh download states", size="sm")
-    refresh.click(lambda current: gr.update(choices=model_choices(manager), value=current), [model], [model],
+    refresh.click(lambda current: gr.update(choices=labelled(), value=current, info=info()), [model], [model],
                   api_name=refresh_api_name)
+    gr.on(None, on_load, outputs=[model], api_visibility="private", queue=False, show_progress="hidden")
     return model
 
 
 def offline_notice(manager: ModelManager) -> str:
+    """The banner's Markdown: why the tabs open on the demo networks and what still works; empty when the
+    network is up, nothing was probed, or the probe has not answered yet."""
     reach = manager.reachability
-    if reach.online or reach.reason == NOT_PROBED:
+    if reach.online or reach in (UNPROBED, PROBING):
         return ""
+    unreachable = (" Models that would need a download are marked 'unreachable' in the model lists; choosing "
+                   "one fails at once (the servers are not asked again for a while).") if reach.detail else ""
     return (f"**Demo networks**: the tabs open on the built-in demo networks (untrained, random weights: their "
-            f"images are noise by design) because {reach.reason}. Models already downloaded can still be picked.")
+            f"images are noise by design) because {reach.reason}. Every control works on them, and models "
+            f"already downloaded can still be picked.{unreachable}")
 
 
 USER_ERRORS = (ValueError, KeyError, TypeError, OSError, ModelUnavailable)
@@ -247,7 +280,7 @@ def keep_results(fn: Callable, outputs: Sequence[Any], status: Optional[Any] = N
         log.warning("user error in %s: %s", getattr(fn, "__name__", "event"), error.message)
         if getattr(event, "target", None) is None:  # an API call: the caller gets the error
             raise error
-        gr.Warning(error.message, title="Could not do that")
+        gr.Warning(error.message)
         values = [f"**Could not do that:** {error.message}" if o is status else gr.skip() for o in outputs]
         return values[0] if len(values) == 1 else tuple(values)
 
@@ -333,13 +366,23 @@ def file_path(file: Any) -> Optional[str]:
     return str(getattr(file, "name", file))
 
 
-def code_from(model: LoadedModel, source: str, seed: Any, psi: Any, class_idx: Any, code_file: Any) -> torch.Tensor:
-    """The W+ code [1, num_ws, w_dim] a tab works on: from a seed, or the first code of an .npz."""
+def first_code_file(files: Any) -> Optional[str]:
+    """The first of a File list's paths (the Inversion tab's codes: one .npz per method), or None."""
+    if isinstance(files, (list, tuple)):
+        files = files[0] if files else None
+    return file_path(files)
+
+
+def code_from(model: LoadedModel, source: str, seed: Any, psi: Any, class_idx: Any, code_file: Any,
+              inversion_codes: Any = None) -> torch.Tensor:
+    """The W+ code [1, num_ws, w_dim] a tab works on: from a seed, the first code of an .npz, or the
+    Inversion tab's latest result (source 'inversion', its list of code files)."""
     G = model.G
-    if source == "file":
-        path = file_path(code_file)
+    if source in ("file", "inversion"):
+        path = file_path(code_file) if source == "file" else first_code_file(inversion_codes)
         if path is None:
-            raise ValueError("choose an .npz code file (e.g. from the inversion tab), or use a seed")
+            raise ValueError("choose an .npz code file (e.g. from the inversion tab), or use a seed" if source == "file"
+                             else "no inversion result yet: run the Inversion tab first, or use a seed or a file")
         return load_latents(path, num_ws=G.num_ws, w_dim=G.w_dim)[:1].to(model.device)
     settings = GenerationSettings(
         truncation_psi=required_number(psi, "truncation psi", -2, 2),
@@ -368,7 +411,7 @@ def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
     return lambda fraction, message: progress(fraction, desc=message)
 
 
-DISPLAY_MIN = 256  # px: smaller results (the 64 px demo networks) are enlarged for the eye, never for download
+DISPLAY_MIN = 448  # px: smaller results (the 64 px demo networks) are enlarged to about the size they are shown at
 
 
 def for_display(image: np.ndarray, minimum: int = DISPLAY_MIN) -> np.ndarray:
@@ -380,6 +423,12 @@ def for_display(image: np.ndarray, minimum: int = DISPLAY_MIN) -> np.ndarray:
     if factor <= 1:
         return image
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def shown(image: np.ndarray, event: Optional[gr.EventData]) -> np.ndarray:
+    """The image an event returns: for a page, a small one enlarged with crisp pixels (for_display); for
+    an API caller (no triggering component), as made: they want the real pixels."""
+    return for_display(image) if getattr(event, "target", None) is not None else image
 
 
 def save_png(image: np.ndarray, stem: str) -> str:
@@ -398,5 +447,5 @@ def edit_status(model: LoadedModel, result: EditResult, timed: bool = False) -> 
     if model.untrained:
         status += " The demo network is untrained: edits change the image but carry no meaning."
     if result.styles is not None:
-        status += " The code file holds the edited S code (s00, s01, ...) and the unedited W+ code 'w'."
+        status += " The code file holds the edited style code and the original code."
     return status

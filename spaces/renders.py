@@ -1,4 +1,5 @@
-"""Long renders (latent-walk videos, StyleNeRF orbits) as Gradio generator events that Stop really ends.
+"""Long renders (latent-walk videos, StyleNeRF orbits, domain morphs) as Gradio generator events that
+Stop really ends.
 
 Gradio's cancel only stops awaiting the event: a generator waiting between steps would then be
 closed (and its temporary file removed) whenever the garbage collector gets to it. So a Stop also
@@ -20,8 +21,6 @@ from spaces.common import SessionStopFlags, session_key
 from stylecore.progress import Cancelled
 
 STOP_WAIT_SECONDS = 60  # longest a step in progress is waited for
-
-
 def remove_if_empty(folder: Path) -> None:
     try:
         if not any(folder.iterdir()):
@@ -89,3 +88,18 @@ class StoppableRenders:
                     return
                 time.sleep(0.05)
         remove_if_empty(folder)
+
+    def stoppable(self, start: gr.Button, stop: gr.Button, wire_render: Callable[[], Any]) -> Any:
+        """Wire the render that `start` begins (`wire_render()` wires it and returns its event) with
+        `stop` clickable only while it runs: Stop ends it (Gradio's cancel, and this session's render
+        through `stop`). The enabling click is wired first: Gradio runs a trigger's events in order."""
+        enabled = lambda on: lambda: gr.update(interactive=on)  # noqa: E731
+        start.click(enabled(True), None, [stop], queue=False, api_visibility="private")
+        render = wire_render()
+        render.then(enabled(False), None, [stop], queue=False, api_visibility="private")
+        stop.click(self._stopped, None, [stop], cancels=[render], queue=False, api_visibility="private")
+        return render
+
+    def _stopped(self, request: gr.Request) -> Any:
+        self.stop(request)
+        return gr.update(interactive=False)

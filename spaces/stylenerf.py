@@ -1,12 +1,14 @@
-"""StyleNeRF tab: a 3-D-aware face seen from a camera you move (yaw, pitch, field of view),
-geometry and appearance from two seeds, render quality, and an orbit video.
-Endpoints: /stylenerf (one view) and /stylenerf_orbit (MP4).
+"""StyleNeRF tab: a 3-D-aware face seen from a camera you move. The simple view asks for a seed
+and where the camera looks from (yaw, pitch); the closed Advanced section holds variety, field of
+view, render quality and geometry/appearance from two seeds; a second section renders an orbit
+video. Endpoints: /stylenerf (one view) and /stylenerf_orbit (MP4).
 
 The image follows the sliders (on release, latest value wins). The orbit event is a generator,
 so the Stop button ends it (spaces/renders.py) and no half-written file is left behind.
 """
 from __future__ import annotations
 
+import functools
 import math
 import tempfile
 import time
@@ -16,7 +18,9 @@ from typing import Any, Optional
 import gradio as gr
 
 from spaces.common import (
+    SEED_INFO,
     default_model,
+    listen,
     model_card_panel,
     model_label,
     offline_banner,
@@ -24,6 +28,8 @@ from spaces.common import (
     parse_number,
     progress_callback,
     request_number,
+    required_seed,
+    shown,
     user_errors,
 )
 from spaces.renders import StoppableRenders
@@ -58,12 +64,11 @@ def _settings(truncation_psi: Any, yaw: Any, pitch: Any, fov: Any, steps: Any) -
 
 
 def _seeds(seed: Any, mix_seeds: Any, appearance_seed: Any) -> tuple[int, Optional[int]]:
-    geometry = int(_given(seed, "seed", 1, integer=True))
-    appearance = int(_given(appearance_seed, "appearance seed", 9, integer=True)) if mix_seeds else None
-    for value in (geometry, appearance):
-        if value is not None and not 0 <= value < 2 ** 31:
-            raise ValueError(f"seeds go from 0 to {2 ** 31 - 1}, got {value}")
-    return geometry, appearance
+    """(geometry seed, appearance seed or None), from the one seed range of every tab; a seed left
+    out (None or '') takes its default."""
+    given = lambda value, default: default if value in (None, "") else value  # noqa: E731
+    geometry = required_seed(given(seed, 1), "Seed")
+    return geometry, required_seed(given(appearance_seed, 9), "Appearance seed") if mix_seeds else None
 
 
 def _status(model: LoadedModel, settings: ViewSettings, seeds: tuple[int, Optional[int]], seconds: float,
@@ -87,7 +92,7 @@ class StyleNerfTab:
 
     def stylenerf(self, model_id: str = "", seed: float = 1, truncation_psi: float = 0.7, yaw: float = 0.0,
                   pitch: float = 0.0, fov: float = 12.0, steps: float = DEFAULT_STEPS, mix_seeds: bool = False,
-                  appearance_seed: float = 9, progress: gr.Progress = gr.Progress()):
+                  appearance_seed: float = 9, event: gr.EventData = None, progress: gr.Progress = gr.Progress()):
         """Render one view of a seed (geometry and appearance from two seeds when mix_seeds);
         yaw and pitch in [-1, 1] (0.5 and 0.3 radians per unit), field of view in degrees.
         Returns the image and a status line."""
@@ -96,7 +101,7 @@ class StyleNerfTab:
         model = self.manager.get(model_id or self.default, progress=progress_callback(progress))
         start = time.perf_counter()
         image = render_view(model.G, seeds[0], seeds[1], settings, force_fp32=model.force_fp32)
-        return image, _status(model, settings, seeds, time.perf_counter() - start, "rendered")
+        return shown(image, event), _status(model, settings, seeds, time.perf_counter() - start, "rendered")
 
     def orbit(self, model_id: str = "", seed: float = 1, truncation_psi: float = 0.7, pitch: float = 0.0,
               fov: float = 12.0, steps: float = DEFAULT_STEPS, mix_seeds: bool = False, appearance_seed: float = 9,
@@ -116,9 +121,6 @@ class StyleNerfTab:
         if path is not None:  # None: stopped
             yield str(path), _status(model, settings, seeds, time.perf_counter() - begin, "orbit video rendered")
 
-    def stop(self, request: gr.Request) -> None:
-        self.renders.stop(request)
-
     def layout(self) -> None:
         """Lay out the tab in the current gr.Blocks and wire its events."""
         manager, default = self.manager, self.default
@@ -134,20 +136,24 @@ class StyleNerfTab:
                     model = gr.Dropdown(choices=_choices(manager), value=default, label="StyleNeRF model",
                                         info="'not downloaded' models are fetched from the Hub on first use")
                     model_card_panel(manager, model)
-                    seed = gr.Number(value=1, precision=0, minimum=0, label="Seed")
-                    psi = gr.Slider(-1.0, 2.0, value=0.7, step=0.05, label="Truncation psi")
-                    yaw = gr.Slider(-1.0, 1.0, value=0.0, step=0.05, label="Yaw", info="left/right, 0.5 rad per unit")
-                    pitch = gr.Slider(-1.0, 1.0, value=0.0, step=0.05, label="Pitch",
-                                      info="up/down, 0.3 rad per unit")
-                    fov = gr.Slider(6.0, 20.0, value=12.0, step=0.5, label="Field of view (degrees)")
-                    steps = gr.Slider(4, MAX_STEPS, value=DEFAULT_STEPS, step=1,
-                                      label="Render quality (samples per ray)",
-                                      info="coarse samples, and as many fine ones; the web demo uses 40")
-                    with gr.Accordion("Geometry and appearance from two seeds", open=False):
-                        mix = gr.Checkbox(value=False, label="Take the appearance from a second seed",
-                                          info="the seed above shapes the face, this one colours it")
-                        appearance = gr.Number(value=9, precision=0, minimum=0, label="Appearance seed")
+                    seed = gr.Number(value=1, precision=0, label="Seed", info=f"which face: {SEED_INFO}")
+                    yaw = gr.Slider(-1.0, 1.0, value=0.0, step=0.05, label="Yaw: turn left / right",
+                                    info="moves the camera around the face; 1 = 29 degrees")
+                    pitch = gr.Slider(-1.0, 1.0, value=0.0, step=0.05, label="Pitch: look from above / below",
+                                      info="1 = 17 degrees")
                     go = gr.Button("Render view", variant="primary")
+                    with gr.Accordion("Advanced", open=False):
+                        psi = gr.Slider(-1.0, 2.0, value=0.7, step=0.05, label="Variety",
+                                        info="truncation psi: 1 = full variety; lower = more typical faces")
+                        fov = gr.Slider(6.0, 20.0, value=12.0, step=0.5, label="Field of view (degrees)",
+                                        info="smaller zooms in")
+                        steps = gr.Slider(4, MAX_STEPS, value=DEFAULT_STEPS, step=1,
+                                          label="Render quality (samples per ray)",
+                                          info="more is sharper and slower; the web demo uses 40")
+                        mix = gr.Checkbox(value=False, label="Take the colours from a second seed",
+                                          info="the seed above shapes the face, the second one colours it")
+                        appearance = gr.Number(value=9, precision=0, label="Appearance seed", visible=False,
+                                               info=SEED_INFO)
                 with gr.Column(scale=2):
                     image = gr.Image(label="View", type="numpy", format="png", elem_id="stylenerf-view",
                                      interactive=False, height=448)
@@ -156,18 +162,23 @@ class StyleNerfTab:
                 with gr.Row():
                     frames = gr.Slider(8, 120, value=36, step=1, label="Frames")
                     fps = gr.Slider(6, 60, value=24, step=1, label="Frames per second")
-                    yaw_range = gr.Slider(0.0, 1.5, value=1.0, step=0.05, label="Yaw swing (slider units)")
+                    yaw_range = gr.Slider(0.0, 1.5, value=1.0, step=0.05, label="Yaw swing",
+                                          info="how far the camera turns each way, in yaw units")
                 with gr.Row():
                     orbit_go = gr.Button("Render orbit video")
-                    stop = gr.Button("Stop", variant="stop")
-                video = gr.Video(label="Orbit", format=None, loop=True, elem_id="stylenerf-orbit", interactive=False)
+                    stop = gr.Button("Stop", variant="stop", interactive=False)
+                video = gr.Video(label="Orbit", format=None, loop=True, elem_id="stylenerf-orbit", interactive=False,
+                                 elem_classes=["natural-video"])
                 orbit_status = gr.Markdown(elem_id="stylenerf-orbit-status")
 
             view_inputs = [model, seed, psi, yaw, pitch, fov, steps, mix, appearance]
-            go.click(view, view_inputs, [image, status], api_name="stylenerf")
-            gr.on([yaw.release, pitch.release, fov.release, psi.release, steps.release, seed.submit, mix.input,
-                   appearance.submit, model.input], view, view_inputs, [image, status],
-                  api_visibility="private", trigger_mode="always_last", show_progress="minimal")
-            event = orbit_go.click(orbit, [model, seed, psi, pitch, fov, steps, mix, appearance, frames, fps,
-                                           yaw_range], [video, orbit_status], api_name="stylenerf_orbit")
-            stop.click(self.stop, None, None, cancels=[event], queue=False, api_visibility="private")
+            listen(go.click, view, view_inputs, [image, status], status, api_name="stylenerf")
+            follow = functools.partial(gr.on, [yaw.release, pitch.release, fov.release, psi.release, steps.release,
+                                               seed.submit, mix.input, appearance.submit, model.input])
+            listen(follow, view, view_inputs, [image, status], status, api_visibility="private",
+                   trigger_mode="always_last", show_progress="minimal")
+            mix.change(lambda on: gr.update(visible=on), [mix], [appearance], api_visibility="private")
+            orbit_inputs = [model, seed, psi, pitch, fov, steps, mix, appearance, frames, fps, yaw_range]
+            self.renders.stoppable(orbit_go, stop, lambda: listen(orbit_go.click, orbit, orbit_inputs,
+                                                                  [video, orbit_status], orbit_status,
+                                                                  api_name="stylenerf_orbit"))

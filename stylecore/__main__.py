@@ -1,25 +1,91 @@
-"""Command line: python -m stylecore {models, generate, video, invert, convert, bench} ..."""
+"""Command line: `stylecore` (installed with `pip install -e .`) or `python -m stylecore`, with the
+sub-commands models, generate, video, invert, convert and bench.
+
+Results go to stdout, progress to stderr on one line that is rewritten in place and always ended
+before anything else is printed. Files are named by model and seed, under out/ of the current folder
+unless told otherwise, so that runs of different models or seeds never overwrite each other.
+"""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from stylecore.engine.threads import configure_environment
 
+if TYPE_CHECKING:  # the parser and --help import no torch
+    from stylecore.engine.manager import LoadedModel, ModelManager
+    from stylecore.engine.zoo import Zoo
+    from stylecore.video.render import Panel
+
 configure_environment()  # the OpenMP wait policy: before anything imports torch
 
+OUT = Path("out")  # the default output folder, in the current folder (git-ignored in the checkout)
 
-def _zoo(args: argparse.Namespace):
+
+class StatusLine:
+    """The progress of the running command: one stderr line rewritten in place (a `Progress`).
+
+    `end()` closes the line, so that a result or an error printed next starts on a fresh line rather
+    than after the progress text.
+    """
+
+    def __init__(self) -> None:
+        self._width = 0  # characters on the open line; 0 when none is open
+
+    def __call__(self, fraction: float, message: str) -> None:
+        text = f"[{fraction:4.0%}] {message}"
+        if sys.stderr.isatty():  # a wrapped line could not be rewritten with \r
+            text = text[:shutil.get_terminal_size().columns - 1]
+        sys.stderr.write("\r" + text.ljust(self._width))  # padded over the longer text it replaces
+        sys.stderr.flush()
+        self._width = max(len(text), 1)
+
+    def end(self) -> None:
+        if self._width:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self._width = 0
+
+
+STATUS = StatusLine()
+
+
+class _LogLines(logging.Handler):
+    """Log records (and Python warnings) on stderr, each on a line of its own: the progress line is ended
+    first, so that an engine's warning never lands in the middle of it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        STATUS.end()
+        sys.stderr.write(self.format(record) + "\n")
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 image', '4 images'."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _seeds_name(seeds: Sequence[int]) -> str:
+    """The seeds part of a file name: 'seed0007' for one, 'seeds0000-0003' for several (first and last)."""
+    return f"seed{seeds[0]:04d}" if len(seeds) == 1 else f"seeds{seeds[0]:04d}-{seeds[-1]:04d}"
+
+
+def _zoo(args: argparse.Namespace) -> Zoo:
+    """The built-in model cards and those of --models."""
     from stylecore.engine.zoo import Zoo
 
-    zoo = Zoo.from_sources(args.models)
-    for spec in getattr(args, "model_spec", None) or []:
-        zoo.add_spec(spec)
-    return zoo
+    return Zoo.from_sources(args.models)
+
+
+def _load(manager: ModelManager, spec: str) -> LoadedModel:
+    """The loaded model of a zoo id, or of a spec (hf://..., an https URL, a path) added to the zoo first."""
+    zoo = manager.zoo
+    return manager.get(spec if spec in zoo else zoo.add_spec(spec).id, progress=STATUS)
 
 
 def _pin(card) -> str:
@@ -73,36 +139,32 @@ def _pair(text: str) -> tuple[float, float]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    """Generate one PNG per seed into --outdir (and optionally a grid)."""
+    """Generate one PNG per seed, <model>-seed0000.png, into --outdir (and optionally a grid)."""
     from PIL import Image
 
     from stylecore.engine.manager import ModelManager
     from stylecore.codes.generate import GenerationSettings, generate_images, image_grid
     from stylecore.codes.latents import parse_seeds
 
-    zoo = _zoo(args)
-    model_id = args.model
-    if model_id not in zoo:
-        model_id = zoo.add_spec(args.model).id
-    manager = ModelManager(zoo, device=args.device)
+    manager = ModelManager(_zoo(args), device=args.device)
     seeds = parse_seeds(args.seeds, max_count=10000)
-
-    def report(fraction: float, message: str) -> None:
-        print(f"\r[{fraction:4.0%}] {message}".ljust(70), end="", file=sys.stderr, flush=True)
-
-    model = manager.get(model_id, progress=report)
+    model = _load(manager, args.model)
     settings = GenerationSettings(truncation_psi=args.trunc, truncation_cutoff=args.cutoff,
                                   noise_mode=args.noise_mode, class_idx=args.class_idx,
                                   translate=args.translate, rotate_degrees=args.rotate)
-    images = generate_images(model.G, seeds, settings, force_fp32=model.force_fp32, progress=report)
-    print(file=sys.stderr)
+    images = generate_images(model.G, seeds, settings, force_fp32=model.force_fp32, progress=STATUS)
+    STATUS.end()
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    for seed, img in zip(seeds, images):
-        Image.fromarray(img).save(outdir / f"seed{seed:04d}.png")
+    names = [f"{model.card.id}-{_seeds_name([seed])}.png" for seed in seeds]
+    for name, img in zip(names, images):
+        Image.fromarray(img).save(outdir / name)
+    listed = names[0] if len(names) == 1 else f"{names[0]} ... {names[-1]}"
+    print(f"wrote {_count(len(names), 'image')} to {outdir}: {listed}")
     if args.grid:
-        Image.fromarray(image_grid(images)).save(outdir / "grid.png")
-    print(f"wrote {len(images)} images to {outdir}")
+        grid = outdir / f"{model.card.id}-grid-{_seeds_name(seeds)}.png"
+        Image.fromarray(image_grid(images)).save(grid)
+        print(f"wrote {grid}")
     return 0
 
 
@@ -114,6 +176,16 @@ def _grid(text: str) -> tuple[int, int]:
     return cols, rows
 
 
+def _video_path(args: argparse.Namespace, panels: Sequence[Panel], seeds: Sequence[int]) -> Path:
+    """--out, or out/<models>-<seeds or codes file>[-<camera>].mp4."""
+    if args.out:
+        return Path(args.out)
+    parts = ["-vs-".join(panel.label for panel in panels), Path(args.codes).stem if args.codes else _seeds_name(seeds)]
+    if args.camera != "none":
+        parts.append(args.camera)
+    return OUT / ("-".join(parts) + ".mp4")
+
+
 def cmd_video(args: argparse.Namespace) -> int:
     """Render a latent walk (optionally with a camera path, or side by side with --compare) to MP4."""
     from stylecore.engine.manager import ModelManager
@@ -122,34 +194,35 @@ def cmd_video(args: argparse.Namespace) -> int:
     from stylecore.video.render import Panel, VideoSettings, render_video
     from stylecore.video.paths import CameraPath
 
-    zoo = _zoo(args)
-    manager = ModelManager(zoo, device=args.device)
-
-    def report(fraction: float, message: str) -> None:
-        print(f"\r[{fraction:4.0%}] {message}".ljust(70), end="", file=sys.stderr, flush=True)
-
+    manager = ModelManager(_zoo(args), device=args.device)
     panels = []
     for spec in ([args.compare] if args.compare else []) + [args.model]:
-        model = manager.get(spec if spec in zoo else zoo.add_spec(spec).id, progress=report)
+        model = _load(manager, spec)
         panels.append(Panel(model.G, model.force_fp32, label=model.card.id))
+    seeds = tuple(parse_seeds(args.seeds, max_count=10000))
     settings = VideoSettings(
-        seeds=tuple(parse_seeds(args.seeds, max_count=10000)), codes_path=args.codes, kind=args.kind,
+        seeds=seeds, codes_path=args.codes, kind=args.kind,
         space=args.space, loop=not args.no_loop, frames_per_transition=args.frames_per_transition,
         grid=args.grid, fps=args.fps, camera=CameraPath(args.camera, args.radius, args.turns), gif=args.gif,
         generation=GenerationSettings(truncation_psi=args.trunc, truncation_cutoff=args.cutoff,
                                       noise_mode=args.noise_mode, class_idx=args.class_idx,
                                       translate=args.translate, rotate_degrees=args.rotate))
-    result = render_video(panels, settings, args.out, batch_size=args.batch, progress=report)
-    print(file=sys.stderr)
+    result = render_video(panels, settings, _video_path(args, panels, seeds), batch_size=args.batch, progress=STATUS)
+    STATUS.end()
     w, h = result.plan.size
-    print(f"wrote {result.path}: {result.plan.frames} frames, {w}x{h}, {result.plan.fps:g} fps "
+    print(f"wrote {result.path}: {_count(result.plan.frames, 'frame')}, {w}x{h}, {result.plan.fps:g} fps "
           f"({result.plan.seconds:.1f} s), rendered at {result.frames_per_second:.1f} frames/s"
           + (f"; GIF {result.gif_path}" if result.gif_path else ""))
     return 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    """Read a checkpoint once so its converted copy lands in the cache; print what it holds."""
+    """Read a checkpoint so its converted copy lands in the cache; print what it holds and what loading costs.
+
+    The first load in a process also pays one-time set-up (the network code, torch's lazily imported
+    parts: seconds), which a load from the cache in a running app does not; so the cached load is
+    timed on its own, by loading once more.
+    """
     from stylecore.formats.loader import load_generator
 
     G = load_generator(args.path)
@@ -157,15 +230,22 @@ def cmd_convert(args: argparse.Namespace) -> int:
     params = sum(p.numel() for p in G.parameters())
     print(f"{args.path}: {info['architecture']}, {G.img_resolution}x{G.img_resolution}, z_dim {G.z_dim}, "
           f"w_dim {G.w_dim}, c_dim {G.c_dim}, num_ws {G.num_ws}, {params:,} parameters")
-    print(f"format: {info['source']}; {'from cache' if info['cached'] else 'converted'} in {info['load_seconds']:.2f} s")
+    del G
+    how = "read from the cache" if info["cached"] else "converted and cached"
+    print(f"format: {info['source']}; {how} in {info['load_seconds']:.2f} s (the process's one-time set-up included)")
+    again = load_generator(args.path).checkpoint_info
+    if again["cached"]:
+        print(f"a load from the cache takes {again['load_seconds']:.2f} s")
     return 0
 
 
 def cmd_bench_load(args: argparse.Namespace) -> int:
-    """Time the first load of a checkpoint (cache entry removed) against a cached load."""
+    """Time the first load of a checkpoint (cache entry removed) against a cached load, after an untimed
+    load that pays the process's one-time set-up."""
     from stylecore.formats import cache
     from stylecore.formats.loader import load_generator
 
+    load_generator(args.path)
     key = cache.file_sha256(args.path)
     first, cached = [], []
     for _ in range(args.repeat):
@@ -179,7 +259,8 @@ def cmd_bench_load(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         G = load_generator(args.path)
         cached.append(time.perf_counter() - t0)
-        assert G.checkpoint_info["cached"]
+        if not G.checkpoint_info["cached"]:
+            raise OSError(f"the converted copy could not be cached in {cache.cache_dir()}: nothing to compare")
     size = Path(args.path).stat().st_size / 2 ** 20
     f, c = min(first), min(cached)
     print(f"{args.path} ({size:.0f} MiB, {G.checkpoint_info['source']})")
@@ -237,10 +318,10 @@ def cmd_bench_video(args: argparse.Namespace) -> int:
     from stylecore.bench.video import bench_video
 
     r = bench_video(args.res, args.device, args.frames, args.batch)
-    print(f"StyleGAN3-T {r['res']}x{r['res']} on {r['device']} ({r['dtype']}), {r['frames']} frames, "
-          f"batch {r['batch_size']}")
-    print(f"synthesis alone: {r['synthesis_fps']:.2f} frames/s")
-    print(f"synthesis + H.264 encoding: {r['video_fps']:.2f} frames/s ({r['mp4_bytes'] / 1024:.0f} KiB MP4)")
+    print(f"StyleGAN3-T {r['res']}x{r['res']} on {r['device']} ({r['dtype']}), {_count(r['frames'], 'frame')}, "
+          f"batch {r['batch_size']}; one render, timed after a warm-up batch")
+    print(f"making the frames (synthesis to uint8): {r['synthesis_fps']:.2f} frames/s")
+    print(f"the whole render (+ H.264 encoding): {r['video_fps']:.2f} frames/s ({r['mp4_bytes'] / 1024:.0f} KiB MP4)")
     return 0
 
 
@@ -262,8 +343,15 @@ def _methods_arg(text: str) -> list[str]:
     return kinds
 
 
+def _lpips_backbone(random_backbone: bool) -> str:
+    """Which LPIPS the numbers are: the published metric, or one that only ranks results against each other."""
+    return ("random VGG16 backbone, values not comparable with published ones" if random_backbone else
+            "pretrained VGG16 backbone (the published metric)")
+
+
 def cmd_invert(args: argparse.Namespace) -> int:
-    """Invert one image (or a seed's image) with each method; write PNGs, .npz codes and metrics.json."""
+    """Invert one image (or a seed's image) with each method; write PNGs, .npz codes and metrics.json into
+    --outdir, by default out/<model>-invert-<seed or image name>."""
     import json
 
     from PIL import Image
@@ -273,16 +361,11 @@ def cmd_invert(args: argparse.Namespace) -> int:
     from stylecore.inversion.compare import compare_on, save_result, seed_target
     from stylecore.inversion.methods import choose
 
-    zoo = _zoo(args)
-    manager = ModelManager(zoo, device=args.device)
-
-    def report(fraction: float, message: str) -> None:
-        print(f"\r[{fraction:4.0%}] {message}".ljust(70), end="", file=sys.stderr, flush=True)
-
-    model = manager.get(args.model if args.model in zoo else zoo.add_spec(args.model).id, progress=report)
-    G = model.G
     if (args.image is None) == (args.seed is None):
         raise ValueError("give either --image or --seed")
+    manager = ModelManager(_zoo(args), device=args.device)
+    model = _load(manager, args.model)
+    G = model.G
     if args.image is not None:
         prepared = prepare_image(read_image(args.image), G.img_resolution, args.align, model.card.domain,
                                  args.crop_if_no_face)
@@ -291,14 +374,16 @@ def cmd_invert(args: argparse.Namespace) -> int:
         target, note = seed_target(G, args.seed, args.trunc, model.force_fp32)[0], f"seed {args.seed}"
     specs = choose(args.methods, {kind: getattr(args, f"{kind}_steps", None) for kind in args.methods},
                    args.encoder or "", args.iterations)
-    comparison = compare_on(manager, model, target, specs, progress=report, schedule=args.schedule)
-    results = comparison.results
-    print(file=sys.stderr)
-    outdir = Path(args.outdir)
+    comparison = compare_on(manager, model, target, specs, progress=STATUS, schedule=args.schedule)
+    STATUS.end()
+    name = Path(args.image).stem if args.image is not None else _seeds_name([args.seed])
+    outdir = Path(args.outdir) if args.outdir else OUT / f"{model.card.id}-invert-{name}"
     outdir.mkdir(parents=True, exist_ok=True)
     Image.fromarray(target).save(outdir / "target.png")
+    backbone = _lpips_backbone(comparison.random_lpips)
+    print(f"LPIPS: {backbone}")
     rows = []
-    for spec, r in zip(specs, results):
+    for spec, r in zip(specs, comparison.results):
         Image.fromarray(r.image).save(outdir / f"{spec.kind}.png")
         save_result(outdir / f"{spec.kind}.npz", r)
         rows.append({"method": r.method, "space": r.space, "steps": r.steps, "seconds": round(r.seconds, 3),
@@ -307,7 +392,9 @@ def cmd_invert(args: argparse.Namespace) -> int:
               f"MSE {r.metrics['mse']:.5f}  {r.seconds:7.2f} s")
     for line in comparison.notes:
         print(line)
-    (outdir / "metrics.json").write_text(json.dumps({"target": note, "results": rows}, indent=1))
+    (outdir / "metrics.json").write_text(json.dumps(
+        {"target": note, "lpips_backbone": backbone, "random_lpips": comparison.random_lpips, "results": rows,
+         "notes": comparison.notes}, indent=1))
     print(f"{note}; wrote target.png, one PNG and .npz per method and metrics.json to {outdir}")
     return 0
 
@@ -425,7 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     from stylecore.inversion.methods import ITERATIONS, METHODS as INVERSION_METHODS
     from stylecore.codes.schedule import SCHEDULES, Schedule
 
-    parser = argparse.ArgumentParser(prog="python -m stylecore", description="StyleGAN engine command line")
+    prog = "python -m stylecore" if Path(sys.argv[0]).name == "__main__.py" else "stylecore"
+    parser = argparse.ArgumentParser(prog=prog, description="StyleGAN engine command line")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("models", help="list known models: download state, source, pinned revision, license")
@@ -444,8 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--translate", type=_pair, default=(0.0, 0.0), help="StyleGAN3: x,y in image widths")
     p.add_argument("--rotate", type=float, default=0.0, help="StyleGAN3: degrees")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
-    p.add_argument("--grid", action="store_true", help="also write grid.png")
-    p.add_argument("--outdir", required=True)
+    p.add_argument("--grid", action="store_true", help="also write <model>-grid-seeds<first>-<last>.png")
+    p.add_argument("--outdir", default=str(OUT), help="where <model>-seed0000.png ... go (default: out/)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("video", help="render a latent walk or StyleGAN3 camera path to MP4 (and GIF)")
@@ -473,7 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gif", action="store_true", help="also write a GIF beside the MP4")
     p.add_argument("--batch", type=int, default=8, help="images per synthesis call")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
-    p.add_argument("--out", required=True, help="output .mp4 path")
+    p.add_argument("--out", default=None,
+                   help="output .mp4 path (default: out/<model>-seeds<first>-<last>[-<camera>].mp4)")
     p.set_defaults(func=cmd_video)
 
     p = sub.add_parser("convert", help="read a checkpoint and cache its converted copy")
@@ -543,7 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="coarse-to-fine: the early steps on a StyleGAN2's 256 px image, the last ones at full "
                         "resolution; full: every step at full resolution; auto: coarse-to-fine on a CPU, full on a GPU")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
-    p.add_argument("--outdir", required=True)
+    p.add_argument("--outdir", default=None, help="default: out/<model>-invert-<seed0005 or the image's name>")
     p.set_defaults(func=cmd_invert)
     p = bench.add_parser("invert", help="full-resolution against coarse-to-fine inversion (random weights)")
     p.add_argument("--res", type=int, nargs="+", default=[1024], choices=[256, 512, 1024])
@@ -573,17 +662,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from stylecore.formats.errors import CheckpointError
+    """Run one command; returns the exit status: 0 done, 2 a usage or input error (one line, no traceback)."""
+    args = build_parser().parse_args(argv)
+    from stylecore.formats.errors import CheckpointError  # after parsing: `--help` needs no torch
     from stylecore.engine.remote import ModelUnavailable
 
-    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:
+        raise  # stdout's reader has gone, no input error: see `run`
     except (ValueError, KeyError, OSError, CheckpointError, ModelUnavailable) as exc:
+        STATUS.end()
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)
         return 2
+    finally:
+        STATUS.end()  # a traceback, too, starts on a line of its own
+
+
+def run() -> None:
+    """The `stylecore` command and `python -m stylecore`: `main`, with the engine's log records and warnings
+    printed as lines of their own, and a quiet end with status 141 (what a command killed by SIGPIPE
+    reports) when stdout's reader stops early (`stylecore models | head -3`); the engine's own pipes
+    (ffmpeg) report their failures as other errors."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[_LogLines()])
+    logging.captureWarnings(True)
+    try:
+        status = main()
+        sys.stdout.flush()  # here rather than at exit, where a failure could only print a traceback
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # for Python's own flush at exit
+        status = 141
+    sys.exit(status)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -43,6 +43,15 @@ def _private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("STYLECORE_CACHE", str(cache))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_reachability():
+    """Each test starts knowing nothing about which servers answered (stylecore.engine.remote): a port an
+    earlier test found closed may be a fake Hub's now."""
+    from stylecore.engine.remote import forget_answers
+
+    forget_answers()
+
+
 @contextlib.contextmanager
 def true_float32():
     """Turn off TF32 in cuDNN convolutions and matmuls so CUDA float32 is float32 arithmetic."""
@@ -58,3 +67,30 @@ def true_float32():
 
 from conftest_hub import fake_hub, no_retry_wait  # noqa: E402,F401  (pytest fixtures for every test module)
 from browser import browser, page  # noqa: E402,F401  (real-browser fixtures; each browser test module defines `app`)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Optimisation loops are many small ops: one thread is fastest and fair to the other jobs."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def demo_sg2():
+    """The demo StyleGAN2, built once for the session (the tests that share it only read it)."""
+    from stylecore.engine.demo import build_demo_generator
+
+    return build_demo_generator("stylegan2").eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="session")
+def lpips_random_net():
+    """LPIPS on a random VGG16 backbone, built once for the session (a build takes seconds)."""
+    from stylecore.perception.metrics import build_lpips
+
+    return build_lpips(pretrained=False)

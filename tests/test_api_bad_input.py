@@ -111,6 +111,7 @@ ROWS = [
     row("/generate", {"truncation_psi": "abc"}, "float", "wrong-type"),
     row("/generate", {"truncation_psi": 5}, "maximum", "out-of-range"),
     row("/generate", {"truncation_psi": NAN}, "finite", "nan"),
+    row("/generate", {"truncation_cutoff": -1}, "truncation cutoff must be from 0 to 10", "cutoff-negative"),
     row("/generate", {"translate_x": INF}, ["inf", "maximum"], "inf"),
     row("/generate", {"rotate": -INF}, ["-inf", "minimum"], "minus-inf"),
     row("/generate", {"seeds": LONG}, "seed", "long-text"),
@@ -127,7 +128,7 @@ ROWS = [
     *[row(api, {"current": NAN}, "not in the list of choices", "nan") for api in REFRESH],
     # /edit
     row("/edit", {"seed": "abc"}, "could not preprocess", "wrong-type"),
-    row("/edit", {"pca_samples": 5}, "less than minimum value 100", "out-of-range"),
+    row("/edit", {"pca_samples": 5}, "Images sampled must be from 100 to 1000000", "out-of-range"),
     row("/edit", {"truncation_psi": NAN}, "truncation psi", "nan"),
     row("/edit", {"pca_strength": INF}, "greater than maximum value 10", "inf"),
     row("/edit", {"pca_layers": LONG}, "cannot read layer", "long-text"),
@@ -140,12 +141,12 @@ ROWS = [
     row("/edit", {"source": "file", "code_file": ServerPath("../../app.py")}, "not uploaded", "dotdot-app"),
     # /ganspace_pca
     row("/ganspace_pca", {"pca_components": "many"}, "could not preprocess", "wrong-type"),
-    row("/ganspace_pca", {"pca_samples": 10 ** 9}, "PCA samples must be from 100", "out-of-range"),
+    row("/ganspace_pca", {"pca_samples": 10 ** 9}, "Images sampled must be from 100", "out-of-range"),
     row("/ganspace_pca", {"pca_samples": NAN}, "could not preprocess", "nan"),
-    row("/ganspace_pca", {"pca_seed": -INF}, "less than minimum value 0", "minus-inf"),
+    row("/ganspace_pca", {"pca_seed": -INF}, "could not preprocess", "minus-inf"),
     # /find_channels
     row("/find_channels", {"top": "abc"}, "channels", "wrong-type"),
-    row("/find_channels", {"top": 0}, "less than minimum value 1", "out-of-range"),
+    row("/find_channels", {"top": 0}, "Channels to list must be from 1 to 200", "out-of-range"),
     row("/find_channels", {"truncation_psi": NAN}, "truncation psi", "nan"),
     row("/find_channels", {"box": LONG}, "box", "long-text"),
     row("/find_channels", {"box": "0.1, 0.1, inf, 0.5"}, "box", "inf-in-box"),
@@ -153,7 +154,7 @@ ROWS = [
     row("/find_channels", {"region": "abc"}, "valid dictionary", "region-wrong-type"),
     # /part_map
     row("/part_map", {"part_k": "abc"}, "parts", "wrong-type"),
-    row("/part_map", {"part_k": 99}, "greater than maximum value 20", "out-of-range"),
+    row("/part_map", {"part_k": 99}, "Number of parts must be from 2 to 20", "out-of-range"),
     row("/part_map", {"part_samples": NAN}, "could not preprocess", "nan"),
     row("/part_map", {"part_block": LONG}, "unknown feature block", "long-text"),
     row("/part_map", {"source": "file", "code_file": Upload("badshape.npz")}, "does not fit this model", "code-shape"),
@@ -167,7 +168,8 @@ ROWS = [
     row("/align", {"alignment": "sideways", "image": Upload("huge.png")}, "not in the list of choices", "bad-choice"),
     # /invert
     row("/invert", {"source": "seed", "w_steps": "abc", "methods": ["w"]}, "could not preprocess", "wrong-type"),
-    row("/invert", {"source": "seed", "wplus_steps": 10 ** 7, "methods": ["wplus"]}, "greater than maximum value 10000", "out-of-range"),
+    row("/invert", {"source": "seed", "wplus_steps": 10 ** 7, "methods": ["wplus"]},
+        "W+ steps must be a whole number from 1 to 10000", "out-of-range"),
     row("/invert", {"source": "seed", "truncation_psi": NAN, "methods": ["w"], "w_steps": 1}, "truncation psi", "nan"),
     row("/invert", {"source": "could not preprocess", "seed": INF, "methods": ["w"], "w_steps": 1}, "seed", "inf"),
     row("/invert", {"source": "seed", "methods": ["encoder"], "encoder": LONG}, "unknown encoder", "long-text"),
@@ -175,8 +177,6 @@ ROWS = [
       for name, frag in IMAGE_ROWS],
     row("/invert", {"image": ServerPath("../../app.py"), "methods": ["w"]}, "not uploaded", "dotdot-app"),
     row("/invert_estimate", {"w_steps": "abc", "methods": ["w"]}, "could not preprocess", "wrong-type"),
-    row("/invert_estimate", {"wplus_steps": 10 ** 7, "methods": ["wplus"]}, "greater than maximum value 10000",
-        "out-of-range"),
     # /styleclip (tiny random CLIP from the fake Hub)
     row("/styleclip", {"seed": "abc"}, "could not preprocess", "wrong-type"),
     row("/styleclip", {"method": "Latent optimization", "id_lambda": 0.5}, "needs face-recognition weights",
@@ -184,7 +184,7 @@ ROWS = [
     row("/styleclip", {"alpha": 500, "relevance_images": 1}, "greater than maximum value 10", "out-of-range"),
     row("/styleclip", {"truncation_psi": NAN}, "truncation psi", "nan"),
     row("/styleclip", {"strip": "1, inf"}, "strip value", "inf-in-strip"),
-    row("/styleclip", {"method": "Latent optimization", "lr": -INF}, "less than minimum value 0", "minus-inf"),
+    row("/styleclip", {"method": "Latent optimization", "lr": -INF}, "Learning rate must be a finite number", "minus-inf"),
     row("/styleclip", {"target": LONG, "relevance_images": 1}, "characters", "long-text"),
     *[row("/styleclip", {"source": "file", "code_file": Upload(name)}, frag, f"code-{name}") for name, frag in NPZ_ROWS],
     row("/styleclip", {"source": "inversion", "inversion_codes": Upload("no-w.npz", many=True)}, "no array named 'w'",
@@ -193,6 +193,22 @@ ROWS = [
     row("/styleclip", {"source": "file", "code_file": ServerPath("/etc/passwd")}, "not uploaded", "etc-passwd"),
     # /styleclip_stop: no parameters
     row("/styleclip_stop", NO_USER_INPUT, [], "no-user-input"),
+    # /domains (the demo network and its demo domains)
+    row("/domains", {"domains": []}, "choose at least one style", "no-style"),
+    row("/domains", {"seed": -1}, "seed must be from 0 to 4294967295", "seed-negative"),
+    row("/domains", {"source": "file"}, "choose an .npz code file", "no-file"),
+    row("/domains", {"source": "inversion"}, "no inversion result yet", "no-inversion"),
+    # /domain_morph
+    row("/domain_morph", {"frames": 1}, "video frames must be from 2 to 240", "one-frame"),
+    row("/domain_morph", {"domain": "nada-anime"}, "not in the list of choices", "other-generators-domain"),
+    # /retrieve
+    row("/retrieve", {"parts": []}, "choose at least one part", "no-part"),
+    row("/retrieve", {"gallery_size": 1}, "Gallery size must be from 2 to 2000", "gallery-too-small"),
+    row("/retrieve", {"k": 99}, "Number of parts must be from 2 to 20", "too-many-parts"),
+    row("/retrieve", {"top": 100}, "maximum", "too-many-results"),
+    # /retrieve_transfer
+    row("/retrieve_transfer", {"reference_seed": -5}, "borrow from seed must be from 0", "seed-negative"),
+    row("/retrieve_transfer", {"part": 30}, "not in the list of choices", "part-out-of-range"),
     # /video
     row("/video", {"frames_per_transition": "abc"}, "float", "wrong-type"),
     row("/video", {"grid_w": 99}, "maximum", "out-of-range"),
@@ -203,6 +219,7 @@ ROWS = [
     row("/video", {"codes": Upload("nan.npz")}, "NaN or infinite", "codes-nan.npz"),
     row("/video", {"codes": ServerPath("/etc/passwd")}, "not uploaded", "etc-passwd"),
     # /stylenerf
+    row("/stylenerf", {"seed": 2 ** 32}, "Seed must be from 0 to 4294967295", "seed-too-big"),
     row("/stylenerf", {"yaw": "left"}, "float", "wrong-type"),
     row("/stylenerf", {"fov": 1000}, "maximum", "out-of-range"),
     row("/stylenerf", {"steps": 1}, "minimum", "steps-below-slider"),

@@ -148,7 +148,7 @@ def test_start_up_downloads_nothing_and_labels_the_models(app, fake):
     labels = dropdown_labels(app.url)
     assert labels["demo"].endswith("- built-in") and "untrained" in labels["demo"]
     for model_id in ("sg2-tiny", "sg3-tiny", "missing"):
-        assert labels[model_id].endswith("- not downloaded"), labels[model_id]
+        assert labels[model_id].endswith("· not downloaded"), labels[model_id]
 
 
 # -- generation -----------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def test_hub_stylegan2_downloads_on_first_use_and_matches_local_generation(clien
     update = client.predict("sg2-tiny", api_name="/refresh_models")
     labels = {model_id: label for label, model_id in update["choices"]}
     assert update["value"] == "sg2-tiny"
-    assert labels["sg2-tiny"].endswith("- downloaded") and labels["missing"].endswith("- not downloaded")
+    assert labels["sg2-tiny"].endswith("· downloaded") and labels["missing"].endswith("· not downloaded")
 
 
 def test_hub_stylegan3_translate_matches_local_generation(client, checkpoints):

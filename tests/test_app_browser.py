@@ -1,8 +1,10 @@
 """The hub in a real browser: Debian's Chromium, driven by playwright, against `python app.py`.
 
-Open the page, pick the built-in demo model in the Model dropdown, generate seeds 0-1 and see
-both images load; mix styles; enter bad seeds and see the error; generate again. One app launch;
-the browser may only talk to 127.0.0.1 (every other request is aborted and listed).
+Open the page on the simple view (Advanced closed, translate/rotate only for StyleGAN3), pick the
+built-in demo model in the Model dropdown, generate seeds 0-1 and see both images load, enlarged with
+crisp pixels; mix styles; enter bad layers and bad seeds and see the message while the earlier
+results stay, with no "Error" badge; generate one image and see it whole. One app launch; the
+browser may only talk to 127.0.0.1 (every other request is aborted and listed).
 """
 from __future__ import annotations
 
@@ -10,10 +12,10 @@ import re
 
 import pytest
 from app_server import launch_app
-from browser import TIMEOUT_MS
+from browser import PIXELS, TIMEOUT_MS
 
-DEMO_LABEL = re.compile(r"^Built-in demo network .*- built-in$")
-OTHER_LABEL = re.compile(r"^Built-in StyleGAN3 demo network .*- built-in$")
+DEMO_LABEL = re.compile(r"^Demo StyleGAN2 .*· built-in$")
+OTHER_LABEL = re.compile(r"^Demo StyleGAN3 .*· built-in$")
 
 
 @pytest.fixture(scope="module")
@@ -35,54 +37,78 @@ def wait_for_gallery(page, count: int) -> None:
         }""", arg=count, timeout=TIMEOUT_MS)
 
 
+def no_error_badges(page) -> bool:
+    """Gradio marks the outputs of an event that raised with a red "Error"; a user error must not."""
+    return page.get_by_text("Error", exact=True).count() == 0
+
+
 def test_generate_mix_error_and_recover_in_a_browser(page, app, tmp_path):
     page.goto(app.url)
     model = page.get_by_role("combobox", name="Model")
     model.wait_for()
 
-    # Pick another model, then the built-in demo, through the dropdown itself.
+    # The simple view: seeds, variety, Generate; research controls under a closed Advanced.
+    seeds = page.get_by_role("textbox", name=re.compile(r"^Seeds"))  # not "Row seeds"/"Column seeds"
+    assert seeds.is_visible() and page.get_by_role("slider", name="Variety").is_visible()
+    assert not page.get_by_role("spinbutton", name="Truncation cutoff").is_visible()
+    sideways = page.get_by_role("slider", name="Move sideways (StyleGAN3)")
+    assert not sideways.is_visible()  # the demo network is StyleGAN2
+
+    # Pick another model (StyleGAN3: translate and rotate appear), then the built-in demo, through the dropdown.
     model.click()
     page.get_by_role("option", name=OTHER_LABEL).click()
     assert OTHER_LABEL.match(model.input_value())
+    sideways.wait_for()
     model.click()
     page.get_by_role("option", name=DEMO_LABEL).click()
     assert DEMO_LABEL.match(model.input_value()), model.input_value()
     assert "untrained" in model.input_value()
+    sideways.wait_for(state="hidden")
 
-    seeds = page.get_by_role("textbox", name=re.compile(r"^Seeds"))  # not "Row seeds"/"Column seeds"
     seeds.fill("0-1")
     generate = page.get_by_role("button", name="Generate", exact=True)
     generate.click()
     wait_for_gallery(page, 2)
     images = gallery_images(page)
     assert images.count() == 2
-    widths = [images.nth(i).evaluate("img => img.naturalWidth") for i in range(2)]
-    assert all(w > 0 for w in widths) and widths[0] == 64, widths
-    # The status line, not the demo-networks banner above the tab, which also says "untrained".
-    status = page.get_by_test_id("markdown").filter(has_text="untrained").filter(has_text="64x64")
-    status.first.wait_for()
-    assert "untrained demo network" in status.first.inner_text()
+    # 64 px images shown enlarged 7 times with whole pixels (crisp, not a blurred thumbnail).
+    pixels = images.first.evaluate(PIXELS)
+    assert len(pixels) == 448 * 448 * 4 and pixels[:7 * 4] == pixels[:4] * 7
+    status = page.locator("#generate-status")
+    status.filter(has_text="64x64").wait_for()
+    assert "untrained demo network" in status.inner_text()
     page.screenshot(path=str(tmp_path / "generate.png"), full_page=True)
 
-    # Style mixing: open the accordion, mix, and see the (3+1) x (3+1) matrix of 64px cells.
+    # Style mixing: open the accordion, mix, and see the (3+1) x (3+1) matrix of 64px cells, shown twice as large.
     page.get_by_text("Style mixing", exact=True).click()
     page.get_by_role("button", name="Mix styles").click()
-    matrix = page.locator(".block", has=page.get_by_test_id("block-label").filter(has_text="Style mixing matrix"))
-    matrix_img = matrix.last.locator("img").first
-    matrix_img.wait_for()
-    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=matrix_img.element_handle(),
-                           timeout=TIMEOUT_MS)
-    assert matrix_img.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [256, 256]
+    matrix_img = page.locator("#generate-mix img")
+    page.wait_for_function("() => { const i = document.querySelector('#generate-mix img');"
+                           " return i && i.complete && i.naturalWidth > 0; }", timeout=TIMEOUT_MS)
+    assert matrix_img.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [512, 512]
+    matrix_src = matrix_img.get_attribute("src")
 
-    # Bad seeds: the error shows in the page and the app keeps working.
+    # User errors after those results: a message in the event's status line, every result left in place.
+    page.get_by_role("textbox", name="Layers taken from the columns").fill("0-99")
+    page.get_by_role("button", name="Mix styles").click()
+    page.locator("#generate-mix-status", has_text="Could not do that").wait_for()
+    assert "layers" in page.locator("#generate-mix-status").inner_text()
     seeds.fill("abc")
     generate.click()
-    error = page.get_by_text("cannot read seed", exact=False).first
-    error.wait_for(state="visible")
-    assert "'abc'" in error.inner_text()
+    status.filter(has_text="Could not do that").wait_for()
+    assert "cannot read seed 'abc'" in status.inner_text()
+    assert gallery_images(page).count() == 2 and matrix_img.get_attribute("src") == matrix_src
+    assert no_error_badges(page)
     page.screenshot(path=str(tmp_path / "error.png"), full_page=True)
 
+    # One image: shown whole (contain, inside the gallery's visible area), large, not cropped to a thumbnail.
     seeds.fill("4")
     generate.click()
     wait_for_gallery(page, 1)
+    box = gallery_images(page).first.evaluate("""img => {
+        const r = img.getBoundingClientRect(), wrap = img.closest('.grid-wrap').getBoundingClientRect();
+        return {fit: getComputedStyle(img).objectFit, w: r.width, h: r.height,
+                inside: r.top >= wrap.top && r.bottom <= wrap.bottom && r.left >= wrap.left && r.right <= wrap.right};
+    }""")
+    assert box["fit"] == "contain" and box["inside"] and box["w"] == box["h"] >= 256, box
     assert app.alive()

@@ -5,6 +5,8 @@ named in the tab, the API and the CLI reaches the optimisers (StyleCLIP's too); 
 run's time before it starts. Speed is measured by `python -m stylecore bench invert`, never here."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -22,30 +24,22 @@ pytest.importorskip("lpips")
 C2F = Schedule(COARSE_TO_FINE)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Many small ops: one thread is fastest and fair to the other jobs on the machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(autouse=True)
 def random_lpips(monkeypatch):
     monkeypatch.setenv("STYLECORE_LPIPS_BACKBONE", "random")
 
 
-@pytest.fixture(scope="module")
-def G():
-    return build_demo_generator("stylegan2").eval().requires_grad_(False)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def net():
-    from stylecore.perception.metrics import build_lpips
+def G(demo_sg2):
+    return demo_sg2
 
-    return build_lpips(pretrained=False)
+
+@pytest.fixture(scope="module")
+def net(lpips_random_net):
+    return lpips_random_net
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +204,11 @@ def test_the_cli_takes_the_schedule(tmp_path, capsys):
     assert build_parser().parse_args(["invert", "--outdir", "o"]).schedule == "auto"
     assert main(["invert", "--model", "demo", "--seed", "2", "--methods", "wplus", "--wplus-steps", "4",
                  "--schedule", "coarse-to-fine", "--device", "cpu", "--outdir", str(tmp_path)]) == 0
-    assert "coarse-to-fine, 3 of 4 steps at 32 px" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "coarse-to-fine, 3 of 4 steps at 32 px" in out
+    assert "LPIPS: random VGG16 backbone, values not comparable with published ones" in out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["random_lpips"] is True and "not comparable" in metrics["lpips_backbone"]
     args = build_parser().parse_args(["bench", "invert", "--res", "1024", "--device", "cpu", "--steps", "8"])
     assert (args.res, args.steps, args.c2f_steps) == ([1024], 8, 0)
 

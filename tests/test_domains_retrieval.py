@@ -8,11 +8,12 @@ import torch
 
 from stylecore.codes.latents import seeds_to_ws
 from stylecore.codes.stylespace import ws_to_styles
-from stylecore.edit.domains import check_same_network, morph_frames, render_through, write_morph
+from stylecore.edit.domains import check_same_network, morph_frames, render_through
 from stylecore.edit.local_edit import PartModel
 from stylecore.edit.retrieval import build_gallery, part_weights, rank, region_weights
 from stylecore.engine.demo import build_demo_generator
 from stylecore.progress import Cancelled
+from stylecore.video.writer import mp4_steps
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +49,14 @@ def test_morph_starts_and_ends_at_the_two_models(base, domain, code):
 
 
 def test_morph_video_and_stop(base, domain, code, tmp_path):
-    path = write_morph(tmp_path / "morph.mp4", base, domain, code, frames=3, fps=6)
-    assert path.stat().st_size > 0
+    steps = mp4_steps(tmp_path / "morph.mp4", morph_frames(base, domain, code, 3), 3, fps=6)
+    fractions = []
+    with pytest.raises(StopIteration) as done:
+        while True:
+            fractions.append(next(steps)[0])
+    assert fractions == pytest.approx([1 / 3, 2 / 3, 1]) and done.value.value.stat().st_size > 0
     with pytest.raises(Cancelled):
-        write_morph(tmp_path / "stopped.mp4", base, domain, code, frames=3, should_stop=lambda: True)
+        list(mp4_steps(tmp_path / "stopped.mp4", morph_frames(base, domain, code, 3), 3, 6, cancel=lambda: True))
     assert not (tmp_path / "stopped.mp4").exists()
 
 

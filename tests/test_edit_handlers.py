@@ -45,7 +45,7 @@ def test_ganspace_edit_changes_the_image_and_strength_zero_is_the_identity(editi
                                                           pca_strength=3.0, **PCA)
     assert before.shape == after.shape == (64, 64, 3) and before.dtype == np.uint8
     assert np.abs(after.astype(int) - before.astype(int)).mean() > 0.5
-    assert status.startswith("**GANSpace component 0 (") and "Mean pixel change" in status and "untrained" in status
+    assert status.startswith("**GANSpace direction 0 (") and "Mean pixel change" in status and "untrained" in status
     np.testing.assert_array_equal(np.asarray(Image.open(png)), after)  # the PNG offered is the image shown
 
     same = editing.apply_edit("demo", seed=3, method="GANSpace", component=0, pca_strength=0.0, **PCA)
@@ -77,36 +77,83 @@ def test_interfacegan_edit_from_an_uploaded_direction(editing, tmp_path):
     before, after, _, code, status = editing.apply_edit("demo", method="InterFaceGAN", boundary="upload",
                                                         boundary_file=str(direction), ifg_strength=2.0,
                                                         ifg_layers="0-3", condition_files=[str(keep)])
-    assert status.startswith("**InterFaceGAN boundary_x.npy × 2 on W+ rows 0-3, 1 attribute(s) projected out.")
+    assert status.startswith("**InterFaceGAN boundary_x.npy, amount 2, on layers 0-3, keeping 1 other attribute(s) "
+                             "unchanged.")
     assert (after != before).any()
     with pytest.raises(ValueError, match="upload a direction file"):
         editing.apply_edit("demo", method="InterFaceGAN", boundary="upload")
 
 
-def test_part_map_and_a_confined_part_edit(editing):
-    overlay, legend = editing.show_parts("demo", part_k=4, part_samples=4)
-    assert overlay.shape == (64, 64, 3) and len(legend) == 4
+def test_part_map_and_a_confined_part_edit_with_the_default_selectivity(editing):
+    overlay, legend, part, status = editing.show_parts("demo", part_k=4, part_samples=4, part=3)
+    assert overlay.shape == (64, 64, 3) and len(legend) == 4  # the real size for a direct (API) call
     assert sum(row[2] for row in legend) == pytest.approx(100, abs=0.5)
-    part = max(legend, key=lambda row: row[2])[0]
+    assert [row[1].endswith(name) for row, name in zip(legend, ("red", "green", "yellow", "blue"))] == [True] * 4
+    assert 'class="part-swatch" style="background:#e6194b"' in legend[0][1]  # a swatch of the colour
+    shown = [row[0] for row in legend if row[2] > 0]
+    # the part asked for is kept when the image shows it, else the largest part is chosen
+    assert part["value"] == (3 if 3 in shown else max(legend, key=lambda row: row[2])[0])
+    assert f"Part {part['value']} (" in status
+    # the defaults (selectivity 0.5 of the part's most concentrated channel) move channels and the image
     before, after, _, code, status = editing.apply_edit("demo", method="Local (parts)", part_k=4, part_samples=4,
-                                                        part=part, reference_seed=7, part_threshold=0.2)
-    assert f"part {part} from the reference" in status and "confined to the part" in status
+                                                        part=part["value"], reference_seed=7)
+    assert f"part {part['value']} from the reference" in status and "confined to the part" in status
+    assert " 0 style channels" not in status and np.abs(after.astype(int) - before.astype(int)).mean() > 0
     assert load_styles(code) is not None
 
 
 def test_channels_for_a_region_and_the_pca_table(editing):
-    rows, layer, channel = editing.find_channels("demo", top=3, search_layers="9")
+    rows, layer, channel, status = editing.find_channels("demo", top=3, search_layers="9")
     assert len(rows) == 3 and {r[0] for r in rows} == {9}
     assert layer["value"] == rows[0][0] and channel["value"] == rows[0][1]
+    assert f"The best channel, {rows[0][0]}_{rows[0][1]}, is now the Style layer and Channel" in status
     table, status = editing.pca_table("demo", **PCA)
-    assert len(table) == 8 and "components of W from 200 samples explain" in status
+    assert len(table) == 8 and "These 8 directions (from 200 sampled codes) explain" in status
 
 
 def test_bad_input_is_a_value_error(editing):
-    with pytest.raises(ValueError, match="component must be from 0 to 7"):
+    with pytest.raises(ValueError, match="Direction must be from 0 to 7, got 8"):
         editing.apply_edit("demo", method="GANSpace", component=8, **PCA)
     with pytest.raises(ValueError, match="method must be one of"):
         editing.apply_edit("demo", method="Sorcery")
+
+
+RANGE_ERRORS = (
+    ("pca_table", dict(pca_samples=99), "Images sampled must be from 100 to 1000000, got 99"),
+    ("pca_table", dict(pca_components=65), "Directions to compute must be from 1 to 64, got 65"),
+    ("pca_table", dict(pca_seed=2 ** 32), "Sampling seed must be from 0 to 4294967295"),
+    ("find_channels", dict(top=0), "Channels to list must be from 1 to 200, got 0"),
+    ("show_parts", dict(part_k=21), "Number of parts must be from 2 to 20, got 21"),
+    ("show_parts", dict(part_samples=2001), "Images to learn parts from must be from 1 to 2000"),
+    ("apply_edit", dict(method="StyleSpace", s_layer=99), "Style layer must be from 0 to"),
+    ("apply_edit", dict(method="Local (parts)", reference_seed=-1), "Take the part from seed must be from 0 to"),
+)
+
+
+def test_range_errors_name_the_field_by_its_label(editing):
+    """The number fields have no Gradio minimum/maximum (whose message names no field): the handlers
+    check them under the field's label."""
+    for handler, arguments, message in RANGE_ERRORS:
+        with pytest.raises(ValueError, match=message):
+            getattr(editing, handler)("demo", **arguments)
+
+
+def test_listed_attributes_are_offered_and_fetched_only_for_the_model_they_fit(editing, monkeypatch):
+    class_idx, boundary, keep, known = editing.model_controls("demo")
+    assert [value for _, value in boundary["choices"]] == ["upload"] and boundary["value"] == "upload"
+    assert "do not fit this model" in boundary["info"]
+    assert keep["choices"] == [] and not keep["visible"] and not known["visible"] and not class_idx["visible"]
+    _, boundary, keep, known = editing.model_controls("sg2-ffhq-1024-rosinality")
+    assert "interfacegan-smiling" in [value for _, value in boundary["choices"]] and keep["visible"]
+    assert boundary["value"] == "interfacegan-smiling" and known["visible"]
+
+    from stylecore.engine import hub
+
+    monkeypatch.setattr(hub, "fetch", lambda *a, **k: pytest.fail("a boundary for another model was fetched"))
+    with pytest.raises(ValueError, match="learned for StyleGAN2 FFHQ 1024 and do not fit"):
+        editing.apply_edit("demo", method="InterFaceGAN", boundary="interfacegan-smiling")
+    with pytest.raises(ValueError, match="learned for StyleGAN2 FFHQ 1024 and do not fit"):
+        editing.apply_edit("demo", method="InterFaceGAN", boundary_file="x.npy", conditions=["interfacegan-young"])
 
 
 def test_edit_result_save_writes_the_image_and_the_code(manager, tmp_path):

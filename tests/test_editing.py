@@ -146,6 +146,17 @@ def test_local_edit_identity_at_zero_changes_only_the_part(G, ws, parts):
     assert torch.equal(same, before)
 
 
+def test_part_selectivity_is_relative_to_the_parts_most_concentrated_channel(parts):
+    """Any selectivity from 0 to 1 moves channels, on an untrained network too: 1 keeps the part's most
+    concentrated channel(s), 0 takes every channel, and lower never takes fewer."""
+    counts = [local_edit.part_channel_counts(parts, 0, local_edit.part_threshold(parts, 0, s))
+              for s in (1.0, 0.5, 0.0)]
+    assert 1 <= counts[0] <= counts[1] <= counts[2] == sum(c.shape[1] for c in parts.contributions)
+    with pytest.raises(ValueError, match="selectivity must be from 0 to 1"):
+        local_edit.part_threshold(parts, 0, 1.5)
+    assert len(local_edit.PALETTE_NAMES) == len(local_edit.PALETTE)
+
+
 def test_parts_are_cached_and_reproducible(G, parts, tmp_path, monkeypatch):
     again = local_edit.cached_parts(G, "builtin-demo", k=6, n_samples=8)
     np.testing.assert_array_equal(again.centroids, parts.centroids)

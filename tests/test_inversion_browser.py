@@ -1,11 +1,14 @@
 """The Inversion tab in a real browser (Debian's Chromium via playwright) against `python app.py`, and
 its /invert API through gradio_client on the same launch.
 
-LPIPS runs on a random VGG16 backbone (STYLECORE_LPIPS_BACKBONE=random: no Hub here). The browser
-inverts a seed's image with two methods and sees the reconstructions, metrics, loss curves and
-codes, then sends a code to the Editing tab. The API inverts a real photograph (aligned with dlib
-when the model is told it is a face model), and bad inputs (not an image, 0 bytes, 20000x20000,
-no face) give clear messages while the app keeps serving.
+LPIPS runs on a random VGG16 backbone (STYLECORE_LPIPS_BACKBONE=random: no Hub here), and the table
+says so. The browser sees the simple view (Advanced closed, Invert and "Send to the Editing tab"
+disabled while there is nothing to do, the codes a download list, not an upload box), inverts a
+seed's image with two methods and sees the reconstructions enlarged, metrics, a legend naming each
+curve and the codes; a step count far over the limit then leaves every result in place (a message
+naming the field, no "Error" badge); a code goes to the Editing tab. The API inverts a real
+photograph (aligned with dlib when the model is told it is a face model), and bad inputs (not an
+image, 0 bytes, 20000x20000, no face) give clear messages while the app keeps serving.
 """
 from __future__ import annotations
 
@@ -20,6 +23,14 @@ from browser import local_page
 
 TIMEOUT_MS = 90_000
 ENV = {"STYLECORE_LPIPS_BACKBONE": "random"}
+# What the browser reads off the page in one go: the sizes of the shown reconstructions, the legend's
+# entries, the table's headers and the "Error" badges on any output.
+RESULTS = """g => ({
+  widths: [...g.querySelectorAll('img')].map(i => i.naturalWidth),
+  legend: [...document.querySelectorAll('.vega-embed text')].map(t => t.textContent),
+  headers: [...document.querySelectorAll('.inversion-metrics th')].map(t => t.innerText.trim()),
+  badges: [...document.querySelectorAll('[data-testid=status-tracker] .error')].length,
+})"""
 
 
 @pytest.fixture(scope="module")
@@ -46,25 +57,44 @@ def block(page, label: str):
 def test_invert_in_the_browser(page, app, tmp_path):
     page.goto(app.url)
     page.get_by_role("tab", name="Inversion").click()
-    page.get_by_role("radio", name="seed").first.check()
-    page.get_by_role("spinbutton", name="Seed").last.fill("3")
-    page.get_by_role("spinbutton", name="W steps").fill("8")
-    page.get_by_role("spinbutton", name="W+ steps").fill("8")
-    page.get_by_role("button", name="Invert").click()
+    # The simple view: research settings wait in the closed Advanced section; nothing to invert or send yet.
+    invert = page.get_by_role("button", name="Invert", exact=True)
+    send = page.get_by_role("button", name="Send to the Editing tab")
+    page.get_by_role("checkbox", name="W optimisation (official projector)").wait_for()
+    assert page.get_by_role("spinbutton", name="W steps").is_hidden()
+    assert page.get_by_text("Alignment", exact=True).is_hidden()
+    assert invert.is_disabled() and send.is_disabled()
+    codes = block(page, "Codes (.npz, array 'w')")
+    assert codes.locator("input[type=file]").count() == 0, "the codes output looks like an upload box"
+
+    page.get_by_role("radio", name="a seed").filter(visible=True).first.check()
+    page.get_by_role("spinbutton", name="Seed").filter(visible=True).first.fill("3")
+    page.get_by_text("Advanced", exact=True).filter(visible=True).first.click()
+    page.get_by_role("spinbutton", name="W steps").fill("2")
+    page.get_by_role("spinbutton", name="W+ steps").fill("2")
+    invert.click()
     page.get_by_test_id("markdown").filter(has_text="2 of 2 methods ran").first.wait_for()
     gallery = block(page, "Reconstructions")
-    page.wait_for_function("g => g.querySelectorAll('img').length >= 3", arg=gallery.element_handle())
-    metrics = page.locator(".block").filter(has_text="Metrics (against the aligned target)").last
-    metrics.get_by_text("W optimisation (projector)", exact=True).filter(visible=True).first.wait_for()
-    metrics.get_by_text("W+ optimisation (Image2StyleGAN)", exact=True).filter(visible=True).first.wait_for()
-    codes = block(page, "Codes (.npz, key 'w')").inner_text()
-    assert codes.count(".npz") >= 2
-    curves = page.locator(".block").filter(has_text="Loss curves").last
-    curves.locator("canvas, svg").first.wait_for()
+    page.wait_for_function("g => [...g.querySelectorAll('img')].filter(i => i.naturalWidth).length >= 3",
+                           arg=gallery.element_handle())
+    page.locator(".vega-embed text", has_text="W+").first.wait_for()
+    shown = gallery.evaluate(RESULTS)
+    assert shown["widths"] == [448] * 3, "the 64 px results are not enlarged for display"
+    assert {"W", "W+"} <= set(shown["legend"]), f"the legend does not name the curves: {shown['legend']}"
+    assert shown["headers"][:3] == ["method", "space", "LPIPS (random VGG16)"]
+    assert codes.get_by_test_id("download-link").count() == 2
+    page.wait_for_function("b => !b.disabled", arg=send.element_handle())
     page.screenshot(path=str(tmp_path / "inversion.png"), full_page=True)
 
-    send = page.get_by_role("button", name="Send to the Editing tab")
-    assert send.count() == 1, "the Editing tab's code inputs were not found"
+    # An error after a success: a message naming the field, every result kept, no "Error" badge.
+    page.get_by_role("spinbutton", name="W steps").fill("100000000")
+    invert.click()
+    page.get_by_test_id("markdown").filter(has_text="W steps must be a whole number from 1 to 10000").first.wait_for()
+    page.get_by_test_id("toast-body").filter(has_text="W steps must be a whole number from 1 to 10000").wait_for()
+    kept = gallery.evaluate(RESULTS)
+    assert kept["widths"] == [448] * 3 and kept["badges"] == 0, kept
+    assert codes.get_by_test_id("download-link").count() == 2
+
     send.click()
     page.get_by_role("tab", name="Editing", selected=True).wait_for()
     block(page, "Code (.npz)").get_by_text(re.compile("-Wplus")).first.wait_for()
@@ -97,8 +127,8 @@ def test_invert_api_photo_and_bad_inputs(app, tmp_path):
             model_id="demo-faces", image=handle_file(str(photo)), source="image", alignment="auto",
             methods=["wplus"], wplus_steps=3, api_name="/invert")
         assert "face aligned" in status and "1 of 1 methods" in status
-        assert np.asarray(Image.open(aligned)).shape == (64, 64, 3)
-        assert len(gallery) == 2 and len(table["data"]) == 1 and table["data"][0][1] == "W+"
+        assert np.asarray(Image.open(aligned)).shape == (64, 64, 3)  # an API call: the real pixels
+        assert len(gallery) == 2 and len(table["data"]) == 1 and table["data"][0][:2] == ["W+", "W+"]
         assert load_latents(files[0], num_ws=10, w_dim=64).shape == (1, 10, 64)
 
         bad = {"notes.png": (b"these are notes, not pixels", "not an image"),
@@ -115,7 +145,7 @@ def test_invert_api_photo_and_bad_inputs(app, tmp_path):
         with pytest.raises(AppError, match="no face found"):
             client.predict(model_id="demo", image=handle_file(str(grey)), alignment="align", methods=["w"],
                            w_steps=1, api_name="/invert")
-        with pytest.raises(AppError, match="less than minimum|steps must be"):
+        with pytest.raises(AppError, match="W steps must be a whole number from 1 to 10000, got -5"):
             client.predict(model_id="demo", source="seed", methods=["w"], w_steps=-5, api_name="/invert")
         with pytest.raises(AppError, match="not in the list of choices|unknown method"):
             client.predict(model_id="demo", source="seed", methods=["magic"], api_name="/invert")

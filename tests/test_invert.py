@@ -25,23 +25,17 @@ from stylecore.perception.metrics import VGG16_CARD, build_lpips, image_metrics,
 pytest.importorskip("lpips")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The optimisation loops are many small ops: one thread is fastest and fair to other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def G():
-    return build_demo_generator("stylegan2").eval().requires_grad_(False)
+def G(demo_sg2):
+    return demo_sg2
 
 
 @pytest.fixture(scope="module")
-def net():
-    return build_lpips(pretrained=False)
+def net(lpips_random_net):
+    return lpips_random_net
 
 
 @pytest.fixture(scope="module")

@@ -9,30 +9,24 @@ import pytest
 import torch
 
 from stylecore.codes.latents import z_from_seeds
-from stylecore.engine.demo import build_demo_generator
 from stylecore.inversion.optimize import ProjectorConfig, project_w, render, target_tensor
 from stylecore.inversion.pti import PtiConfig, render_tuned, tune
-from stylecore.perception.metrics import build_lpips, lpips_distance, mse
+from stylecore.perception.metrics import lpips_distance, mse
 
 pytest.importorskip("lpips")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def G():
-    return build_demo_generator("stylegan2").eval().requires_grad_(False)
+def G(demo_sg2):
+    return demo_sg2
 
 
 @pytest.fixture(scope="module")
-def net():
-    return build_lpips(pretrained=False)
+def net(lpips_random_net):
+    return lpips_random_net
 
 
 def seed_target(G, seed: int) -> torch.Tensor:

@@ -294,3 +294,58 @@ def test_released_fs3_is_fetched_through_the_hub_and_used(G, clip, fake_hub, mon
     assert all(float(s.min()) >= 0 for s in table.stats.std)
     edit = sc.global_direction(G, clip, table, "curly hair", "hair", beta=0.0)
     assert edit.channels == rows
+
+
+def test_mappers_are_listed_from_their_folder_for_18_row_codes(tmp_path, monkeypatch):
+    from stylecore.edit.styleclip_mapper import ENV_MAPPERS, MAPPER_ROWS, local_mappers
+
+    monkeypatch.setenv(ENV_MAPPERS, str(tmp_path))
+    assert local_mappers(MAPPER_ROWS) == []
+    (tmp_path / "curly_hair.pt").write_bytes(_mapper_checkpoint())
+    (tmp_path / "notes.txt").write_text("not a mapper")
+    assert local_mappers(MAPPER_ROWS) == [tmp_path / "curly_hair.pt"]
+    assert local_mappers(10) == []  # the demo network's codes: no mapper reads them
+
+
+def test_the_tab_names_fields_offers_mappers_and_shows_each_methods_controls(tmp_path, monkeypatch):
+    """The StyleCLIP tab's checks (a range message names its field, a mapper is an upload, a listed
+    file or an hf:// address, never another server path), its mapper list and what each method shows."""
+    pytest.importorskip("gradio")
+    from spaces.styleclip import GLOBAL, MAPPER, OPTIMIZATION, StyleClipTab, _request
+    from stylecore.edit.styleclip_mapper import ENV_MAPPERS
+    from stylecore.engine.manager import ModelManager
+    from stylecore.engine.zoo import Zoo
+
+    def request(method, **changes):
+        values = dict(target="a smile", neutral="a face", alpha=4, beta=0.15, auto_beta=False, strip="",
+                      relevance_images=16, steps=5, lr=0.1, l2_lambda=0.008, mapper_file=None, mapper_hub="",
+                      mapper_strength=1.0, clip_model="", id_weights=None, id_lambda=0.0)
+        return _request(method, **{**values, **changes})
+
+    for method, field, value, message in (
+            (OPTIMIZATION, "steps", 100000000, "Steps must be from 1 to 5000, got 100000000"),
+            (OPTIMIZATION, "lr", float("-inf"), "Learning rate must be a finite number"),
+            (OPTIMIZATION, "l2_lambda", 101, r"Closeness \(L2 λ\) must be from 0 to 100"),
+            (GLOBAL, "relevance_images", 0, "Images per channel must be from 1 to 200")):
+        with pytest.raises(ValueError, match=f"^{message}"):
+            request(method, **{field: value})
+    with pytest.raises(ValueError, match="pick one from the list, upload a .pt file, or give hf://"):
+        request(MAPPER, mapper_hub="/etc/passwd")
+    monkeypatch.setenv(ENV_MAPPERS, str(tmp_path))
+    listed = tmp_path / "curly_hair.pt"
+    listed.write_bytes(b"")
+    assert request(MAPPER, mapper_hub=str(listed)).mapper == str(listed)
+    assert request(MAPPER, mapper_hub="hf://o/r/m.pt").mapper == "hf://o/r/m.pt"
+
+    tab = StyleClipTab(ModelManager(Zoo(), device="cpu"))
+    assert tab.mappers("demo")[0] == [] and "no mapper exists for this model" in tab.mappers("demo")[1]
+    assert tab.mappers("sg2-ffhq-1024-rosinality")[0] == [("curly hair", str(listed))]
+    # seed, class, code file, truncation; target, global, optimisation, mapper, strip, global/optimisation
+    # advanced, CLIP model
+    visible = [[update["visible"] for update in tab.shown("demo", "seed", method)] for method in (GLOBAL, MAPPER)]
+    assert visible[0] == [True, False, False, True, True, True, False, False, True, True, False, True]
+    assert visible[1] == [True, False, False, True, False, False, False, True, True, False, False, False]
+    assert tab.ready("seed", None, None, MAPPER, None, "")["interactive"] is False
+    assert tab.ready("seed", None, None, MAPPER, None, "hf://o/r/m.pt")["interactive"] is True
+    assert tab.ready("inversion", None, None, GLOBAL, None, "")["interactive"] is False
+    assert tab.ready("inversion", None, ["/tmp/a.npz"], GLOBAL, None, "")["interactive"] is True

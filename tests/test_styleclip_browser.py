@@ -3,11 +3,16 @@ and its /styleclip API through gradio_client on the same launch.
 
 The app gets a tiny random-weight CLIP from a fake Hub (`hf-hub:` layout: open_clip_config.json and
 open_clip_model.safetensors), so the whole path (download through the hub module, relevance table
-for the demo generator, edit) runs offline. A global-direction edit shows before/after and a strip;
-the API then runs the optimisation and a mapper on an uploaded code, and bad prompts come back as
-messages while the app keeps serving.
+for the demo generator, edit) runs offline. The browser sees the simple view (Advanced closed),
+mapper mode with only the mapper's controls (and the reason no mapper is offered for the demo
+network, Edit disabled until there is one), then a global-direction edit with before/after enlarged
+and a strip; an empty prompt afterwards leaves those results in place with a message and no "Error"
+badge. The API then runs the optimisation and a mapper on an uploaded code, and bad prompts come
+back as messages while the app keeps serving.
 """
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -28,8 +33,6 @@ def app(tmp_path_factory):
 
 
 def block(page, label: str):
-    import re
-
     label_re = re.compile(rf"^\s*{re.escape(label)}\s*$")
     return page.locator(".block", has=page.get_by_test_id("block-label").filter(has_text=label_re)).last
 
@@ -42,20 +45,54 @@ def wait_image(page, label: str) -> str:
     return img.get_attribute("src")
 
 
+def labelled(page, label: str):
+    """The controls labelled `label` (their accessible name goes on with the info line)."""
+    return page.get_by_label(label)
+
+
+def visible(page, *labels: str) -> list[bool]:
+    """Whether a control with each label is shown (in any tab: the labels are the StyleCLIP tab's own)."""
+    return [labelled(page, label).filter(visible=True).count() > 0 for label in labels]
+
+
 def test_global_direction_in_the_browser(page, app, tmp_path):
     page.goto(app.url)
     page.get_by_role("tab", name="StyleCLIP").click()
-    page.get_by_label("Target text").fill("a smiling face with curly hair 😀")
-    page.get_by_role("spinbutton", name="Images per channel (relevance table)").fill("1")
-    page.get_by_role("button", name="Edit", exact=True).click()
+    target = page.get_by_label("Target text")
+    edit = page.get_by_role("button", name="Edit", exact=True)
+    target.wait_for()
+    # The simple view: β, the relevance table's size and the CLIP model wait in the closed Advanced section.
+    assert visible(page, "Neutral text", "Disentanglement threshold (β)", "CLIP model") == [True, False, False]
+    page.get_by_text("Advanced", exact=True).filter(visible=True).first.click()
+    labelled(page, "CLIP model").filter(visible=True).wait_for()
+
+    # Mapper mode shows the mapper's controls only, says why none is offered here, and waits for one.
+    page.get_by_role("radio", name="Latent mapper").check()
+    page.get_by_text("no mapper exists for this model").wait_for()
+    assert visible(page, "Target text", "Neutral text", "Disentanglement threshold (β)", "CLIP model",
+                   "Strengths for the strip") == [False, False, False, False, True]
+    assert edit.is_disabled()
+
+    page.get_by_role("radio", name="Global direction").check()
+    target.fill("a smiling face with curly hair 😀")
+    labelled(page, "Images per channel").fill("1")
+    edit.click()
     page.get_by_test_id("markdown").filter(has_text="channels moved").first.wait_for(timeout=180_000)
     wait_image(page, "Before"), wait_image(page, "After")
     before = block(page, "Before").locator("img").first.evaluate(PIXELS)
     after = block(page, "After").locator("img").first.evaluate(PIXELS)
     assert before != after, "the edit did not change the image"
+    assert block(page, "Before").locator("img").first.evaluate("i => i.naturalWidth") == 448  # 64 px, enlarged
     assert block(page, "Strip").locator("img").count() >= 5
     assert "demo-styleclip" in block(page, "Edited code (.npz)").inner_text()
     page.screenshot(path=str(tmp_path / "styleclip.png"), full_page=True)
+
+    # An error after a success: a message, the results kept, no "Error" badge.
+    target.fill("   ")
+    edit.click()
+    page.get_by_test_id("markdown").filter(has_text="the target text is empty").first.wait_for()
+    assert block(page, "After").locator("img").first.evaluate(PIXELS) == after
+    assert page.locator("[data-testid=status-tracker] .error").count() == 0
     assert not page.outside_requests
 
 

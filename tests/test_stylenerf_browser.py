@@ -1,6 +1,7 @@
 """The StyleNeRF tab in a real browser (Debian's Chromium via playwright) against `python app.py`:
-open the tab, render a view of the built-in StyleNeRF demo network, drag the yaw slider and see
-the image change. One app launch; the browser may only talk to 127.0.0.1."""
+open the tab on its simple view, render a view of the built-in StyleNeRF demo network (shown whole,
+enlarged with crisp pixels), drag the yaw slider and see the image change, enter a bad seed and see
+the message while the view stays. One app launch; the browser may only talk to 127.0.0.1."""
 from __future__ import annotations
 
 import numpy as np
@@ -42,10 +43,23 @@ def test_render_and_turn_the_camera_in_a_browser(page, app, tmp_path):
     model = page.get_by_role("combobox", name="StyleNeRF model")
     model.wait_for()
     assert "StyleNeRF demo" in model.input_value() and "built-in" in model.input_value()
+    # The simple view: seed, yaw, pitch; quality and the second seed closed under Advanced, orbit closed.
+    seed = page.get_by_role("spinbutton", name="Seed", exact=True)
+    assert seed.is_visible() and page.get_by_role("slider", name="Pitch: look from above / below").is_visible()
+    for hidden in ("Field of view (degrees)", "Appearance seed", "Frames per second"):
+        assert not page.get_by_text(hidden).first.is_visible(), hidden
 
     page.get_by_role("button", name="Render view").click()
     src, front = view_pixels(page)
-    assert front.shape == (64, 64, 3) and front.std() > 1
+    # The 64 px view enlarged 7 times with whole pixels, shown whole in its frame.
+    assert front.shape == (448, 448, 3) and front.std() > 1
+    assert np.array_equal(front, front[::7, ::7].repeat(7, axis=0).repeat(7, axis=1))
+    fit = page.evaluate("""() => {
+        const img = document.querySelector('#stylenerf-view img'), r = img.getBoundingClientRect();
+        const frame = document.querySelector('#stylenerf-view').getBoundingClientRect();
+        return [getComputedStyle(img).objectFit, r.top >= frame.top && r.bottom <= frame.bottom && r.width == r.height];
+    }""")
+    assert fit[0] != "cover" and fit[1], fit
     status = page.locator("#stylenerf-status")
     status.filter(has_text="rendered").wait_for()
     assert "yaw +0 deg" in status.inner_text() and "untrained" in status.inner_text()
@@ -63,6 +77,14 @@ def test_render_and_turn_the_camera_in_a_browser(page, app, tmp_path):
     assert np.abs(turned.astype(int) - front).mean() > 1, "the view did not change with the yaw"
     status.filter(has_text="yaw +2").wait_for()  # about +23 degrees
     page.screenshot(path=str(tmp_path / "stylenerf.png"), full_page=True)
+
+    # A user error after it: the message in the status line, the view stays, no "Error" badge.
+    seed.fill("-1")
+    seed.press("Enter")
+    status.filter(has_text="Could not do that").wait_for()
+    assert "Seed must be from 0 to 4294967295, got -1" in status.inner_text()
+    assert page.locator("#stylenerf-view img").get_attribute("src") == turned_src
+    assert page.get_by_text("Error", exact=True).count() == 0
     assert page.outside_requests == []
     assert app.alive(), app.log()
 

@@ -66,6 +66,34 @@ def test_generate_returns_images_of_the_models_size(manager):
     assert Path(grid).is_file() and "demo" in status.lower()
     matrix, path, _ = tab.mix(model_id="demo", row_seeds="1, 2", col_seeds="3", col_layers="0-3")
     assert matrix.shape == (3 * size, 2 * size, 3) and Path(path).is_file()
+    # A page (an event with a target) sees the 64 px image enlarged 7 times with whole pixels; the API the real one.
+    shown = tab.generate(model_id="demo", seeds="0-2", event=gr.EventData(object(), {}))[0]
+    assert all(big.shape == (7 * size, 7 * size, 3) and (big[::7, ::7] == small).all()
+               for (big, _), (small, _) in zip(shown, gallery))
+
+
+def test_out_of_range_numbers_name_their_field(manager):
+    """Numbers without a Gradio minimum/maximum are checked by the handler: the message names the field
+    and its range; StyleNeRF takes the one seed range of every tab."""
+    for cutoff in (-1, 11):
+        with pytest.raises(ValueError, match=f"^truncation cutoff must be from 0 to 10, got {cutoff}$"):
+            GenerateTab(manager).generate(model_id="demo", truncation_cutoff=cutoff)
+    nerf = StyleNerfTab(manager)
+    for kwargs, name in (({"seed": -1}, "Seed"),
+                         ({"mix_seeds": True, "appearance_seed": 2 ** 32}, "Appearance seed")):
+        with pytest.raises(ValueError, match=f"^{name} must be from 0 to 4294967295"):
+            nerf.stylenerf(model_id="demo-nerf", steps=4, **kwargs)
+    _, status = nerf.stylenerf(model_id="demo-nerf", seed=2 ** 32 - 1, steps=4, mix_seeds=True, appearance_seed=0)
+    assert "geometry seed 4294967295, appearance seed 0" in status
+
+
+def test_controls_shown_only_for_the_models_and_sources_that_use_them(manager):
+    generate, video = GenerateTab(manager), VideoTab(manager)
+    assert generate.model_kind("demo") == (False, False) and generate.model_kind("demo-sg3") == (True, False)
+    assert generate.model_controls("demo")[1] == gr.update(value=0)  # hidden translate goes back to 0
+    assert video.camera_control("demo", "circle") == gr.update(visible=False, value="none")
+    assert video.camera_control("demo-sg3", "circle") == gr.update(visible=True, value="circle")
+    assert video.source_controls("seeds")[1] == gr.update(visible=False, value=None)  # a stale upload is cleared
 
 
 def test_invert_runs_every_registry_method(manager, tmp_path):
@@ -74,10 +102,12 @@ def test_invert_runs_every_registry_method(manager, tmp_path):
     aligned, gallery, rows, _, strip, files, _, status = tab.invert(
         model_id="demo", source="seed", seed=3, methods=list(METHOD_KINDS), w_steps=2, wplus_steps=2,
         hybrid_steps=2, encoder=encoder, encoder_iterations=2)
-    assert aligned.shape == (64, 64, 3)
+    assert aligned.shape == (64, 64, 3)  # an API call: the real pixels (a page gets them enlarged)
     assert len(rows) == len(files) == len(METHODS) and len(gallery) == len(METHODS) + 1
-    assert [row[1] for row in rows] == ["W", "W+", "W+", "W+"]
-    assert all(row[7] for row in rows)  # a seed's target: the error to its true code is known
+    assert list(rows["method"]) == [m.short for m in METHODS.values()]
+    assert list(rows["space"]) == ["W", "W+", "W+", "W+"]
+    assert rows["code error"].all()  # a seed's target: the error to its true code is known
+    assert "LPIPS (random VGG16)" in rows.columns  # the table says its LPIPS is not the published one
     assert len(strip) == 2 and f"{len(METHODS)} of {len(METHODS)} methods ran" in status
     assert LPIPS_KEY in manager.resource_keys()  # the manager, not a module cache, keeps LPIPS
     assert ("w_stats", "demo", 10000) in manager.resource_keys()
@@ -87,7 +117,7 @@ def test_invert_runs_every_registry_method(manager, tmp_path):
 def test_method_labels_are_accepted_like_kinds(manager):
     rows = InversionTab(manager).invert(model_id="demo", source="seed", methods=[METHODS["wplus"].label],
                                         wplus_steps=1)[2]
-    assert [row[1] for row in rows] == ["W+"]
+    assert list(rows["space"]) == ["W+"]
 
 
 @pytest.mark.parametrize("field, value", [("w_steps", 0), ("wplus_steps", 10001), ("hybrid_steps", 2.5),
@@ -98,6 +128,11 @@ def test_bad_budget_names_the_field(manager, field, value):
     with pytest.raises(ValueError, match=f"^{re.escape(name)} must be a whole number from"):
         InversionTab(manager).invert(model_id="demo", source="seed", methods=list(METHOD_KINDS),
                                      encoder="e4e-ffhq", **{field: value})
+
+
+def test_seed_out_of_range_names_the_field(manager):
+    with pytest.raises(ValueError, match="^Seed must be from 0 to 4294967295, got 4294967296$"):
+        InversionTab(manager).invert(model_id="demo", source="seed", seed=2 ** 32, methods=["w"], w_steps=1)
 
 
 def test_unknown_method_and_encoder_are_refused(manager):
@@ -116,8 +151,10 @@ def test_the_registry_drives_the_tab_and_the_cli(capsys):
     assert [kind for _, kind in checkboxes.choices] == list(METHOD_KINDS)
     numbers = {b.label: b for b in blocks if isinstance(b, gr.Number)}
     for m in METHODS.values():
-        if m.steps is not None:
-            assert (numbers[m.steps.name].value, numbers[m.steps.name].maximum) == (m.steps.default, m.steps.high)
+        if m.steps is not None:  # the handler checks the range (a message naming the field); the info states it
+            field = numbers[m.steps.name]
+            assert (field.value, field.maximum) == (m.steps.default, None)
+            assert field.info.startswith(f"{m.steps.low} to {m.steps.high}")
 
     parser = build_parser()
     args = parser.parse_args(["invert", "--outdir", "out", "--methods", ",".join(METHOD_KINDS)])
@@ -157,12 +194,14 @@ def test_encoders_and_lpips_stay_within_the_memory_budget(tmp_path):
 
 
 def test_video_handler_renders_an_mp4(manager):
+    """The tab's defaults side by side (the StyleGAN2 demo left) with a camera path: a video, not an error."""
     outputs = list(VideoTab(manager).video(model_id="demo-sg3", seeds="0-1", frames_per_transition=2, fps=10,
-                                           loop=False))
+                                           loop=False, camera="circle", side_by_side=True))
     path, gif, status = outputs[-1]
     assert Path(path).suffix == ".mp4" and Path(path).stat().st_size > 0 and gif is None
     size = manager.get("demo-sg3").G.img_resolution
-    assert status.startswith(f"3 frames, {size}x{size}") and status.endswith("demo-sg3")  # 2 keyframes 2 frames apart, both shown
+    assert re.match(rf"3 frames, \d+x{size} ", status)  # 2 keyframes 2 frames apart, both shown
+    assert status.endswith("left: demo (StyleGAN2: no camera path), right: demo-sg3")
 
 
 def test_stylenerf_handler_renders_a_view_of_the_models_size(manager):

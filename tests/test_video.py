@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -140,15 +141,18 @@ def test_translate_path_frames_equal_single_generations(sg3, tmp_path):
 
 
 def test_side_by_side_renders_the_same_walk_with_each_model(sg2, sg3):
-    settings = VideoSettings(seeds=(0, 1), frames_per_transition=1, space="z", kind="spherical")
-    both = all_frames([Panel(sg2, label="sg2"), Panel(sg3, label="sg3")], settings)
-    plan = plan_video([Panel(sg2), Panel(sg3)], settings, VideoLimits())
+    """The tab's default comparison (StyleGAN2 left, StyleGAN3 right) with a camera path: the StyleGAN3
+    panel follows the path, the StyleGAN2 one walks still; with no StyleGAN3 panel a path is refused."""
+    still = VideoSettings(seeds=(0, 1), frames_per_transition=1, space="z", kind="spherical")
+    moving = replace(still, camera=CameraPath("circle", radius=0.25))
+    both = all_frames([Panel(sg2, label="sg2"), Panel(sg3, label="sg3")], moving)
+    plan = plan_video([Panel(sg2), Panel(sg3)], moving, VideoLimits())
     assert both.shape == (2, 64, 64 * 2 + plan.gap, 3) and plan.gap > 0
-    assert np.array_equal(both[:, :, :64], all_frames([Panel(sg2)], settings))
-    assert np.array_equal(both[:, :, 64 + plan.gap:], all_frames([Panel(sg3)], settings))
+    assert np.array_equal(both[:, :, :64], all_frames([Panel(sg2)], still))
+    assert np.array_equal(both[:, :, 64 + plan.gap:], all_frames([Panel(sg3)], moving))
     assert (both[:, :, 64:64 + plan.gap] == 0).all()
-    with pytest.raises(ValueError, match="StyleGAN2"):
-        plan_video([Panel(sg2, label="sg2"), Panel(sg3)], VideoSettings(camera=CameraPath("rotate")), VideoLimits())
+    with pytest.raises(ValueError, match="sg2 is StyleGAN2"):
+        plan_video([Panel(sg2), Panel(sg2, label="sg2")], VideoSettings(camera=CameraPath("rotate")), VideoLimits())
 
 
 def test_uploaded_codes_are_the_keyframes(sg2, tmp_path):

@@ -111,7 +111,7 @@ def test_builtin_cards_cover_the_confirmed_checkpoints():
 def test_demo_card_needs_no_download():
     demo = Zoo().get("demo")
     assert demo.format == "builtin" and demo.architecture == "stylegan2" and demo.resolution == 64
-    assert demo.title == "Built-in demo network (random weights, untrained)"
+    assert demo.title == "Demo StyleGAN2 (untrained, random weights)"
     assert demo.repo_id is None and demo.local_path is None and demo.source == "built-in"
 
 

@@ -120,11 +120,12 @@ def synthesis_call(G: torch.nn.Module, ws: torch.Tensor, precision: str, graph: 
 
 
 def settle_kernels(device: torch.device) -> None:
-    """Wait for the CUDA kernels' build and self-check, so a row measures the steady state."""
-    import kernels
-    from stylecore.ops.cuda_kernels import GATE
+    """Wait for the CUDA kernels' build and self-check, so a row measures the steady state. Nothing to wait
+    for on a CPU, nor where stylecore is installed (`pip install -e .`) and run without the checkout's kernels/."""
+    from stylecore.ops.cuda_kernels import GATE, checkout_kernels
 
-    if device.type == "cuda" and kernels.enabled():
+    kernels = checkout_kernels() if device.type == "cuda" else None
+    if kernels is not None and kernels.enabled():
         GATE.usable(device, wait=True)
 
 

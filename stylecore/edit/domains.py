@@ -6,23 +6,19 @@ synthesis layers only), so a code found for the base (a seed, an inversion) mean
 in every domain. The morph interpolates the two synthesis networks' weights layer by layer with one
 t per frame (torch.lerp: the first frame is the base model's image and the last the domain's, exactly),
 rendered through a private view of the base network (stylecore.networks.private), never writing to
-either shared model.
+either shared model; stylecore.video.writer.mp4_steps makes the frames a video.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
 
 from stylecore.codes.generate import to_uint8
 from stylecore.networks.private import with_tensors
-from stylecore.progress import Cancelled, Progress, ShouldStop, report, stop_requested
-from stylecore.video.writer import Mp4Writer
 
-__all__ = ["check_same_network", "render_through", "morph_weights", "morph_frames", "write_morph"]
+__all__ = ["check_same_network", "render_through", "morph_weights", "morph_frames"]
 
 MAX_MORPH_FRAMES = 240
 
@@ -60,35 +56,12 @@ def morph_weights(base: torch.nn.Module, domain: torch.nn.Module, t: float) -> d
             for name, mine in _synthesis_tensors(base).items() if mine.is_floating_point()}
 
 
-def morph_frames(base: torch.nn.Module, domain: torch.nn.Module, ws: torch.Tensor, frames: int,
-                 force_fp32: bool = True, progress: Progress = None,
-                 should_stop: ShouldStop = None) -> Iterator[np.ndarray]:
+def morph_frames(base: torch.nn.Module, domain: torch.nn.Module, ws: torch.Tensor,
+                 frames: int, force_fp32: bool = True) -> Iterator[np.ndarray]:
     """`frames` images of one code as the weights move from the base generator to the domain's."""
     if not 2 <= int(frames) <= MAX_MORPH_FRAMES:
         raise ValueError(f"frames must be from 2 to {MAX_MORPH_FRAMES}, got {frames}")
     device = next(base.parameters()).device
     ws = ws.to(device=device, dtype=torch.float32)
-    for i, t in enumerate(np.linspace(0.0, 1.0, int(frames))):
-        if stop_requested(should_stop):
-            return
-        view = with_tensors(base.synthesis, morph_weights(base, domain, float(t)))
-        yield _image(view, ws, force_fp32)
-        report(progress, (i + 1) / frames, f"morph: frame {i + 1} of {frames}")
-
-
-def write_morph(path: Union[str, Path], base: torch.nn.Module, domain: torch.nn.Module, ws: torch.Tensor,
-                frames: int = 48, fps: float = 24.0, force_fp32: bool = True, progress: Progress = None,
-                should_stop: ShouldStop = None) -> Path:
-    """The morph as an MP4 at `path` (there once complete; a stopped render leaves no file and raises
-    Cancelled)."""
-    images = morph_frames(base, domain, ws, frames, force_fp32, progress, should_stop)
-    first = next(images, None)
-    if first is None:
-        raise Cancelled("the morph was stopped")
-    with Mp4Writer(path, (first.shape[1], first.shape[0]), fps) as out:
-        out.write(first[None])
-        for frame in images:
-            out.write(frame[None])
-        if stop_requested(should_stop):
-            raise Cancelled("the morph was stopped")
-    return Path(path)
+    for t in np.linspace(0.0, 1.0, int(frames)):
+        yield _image(with_tensors(base.synthesis, morph_weights(base, domain, float(t))), ws, force_fp32)

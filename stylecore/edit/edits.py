@@ -16,7 +16,8 @@ import torch
 from stylecore.codes.stylespace import style_layers, synthesize_from_styles, ws_to_styles
 from stylecore.edit.ganspace import PCA, apply_component
 from stylecore.edit.interfacegan import apply_direction, parse_layers, project_out
-from stylecore.edit.local_edit import PartModel, part_channel_counts, part_map, render_confined, transfer_part
+from stylecore.edit.local_edit import (PartModel, part_channel_counts, part_map, part_threshold, render_confined,
+                                      transfer_part)
 from stylecore.edit.result import EditResult, first_image
 from stylecore.edit.stylespace_channels import edit_channel
 
@@ -60,12 +61,16 @@ class StyleSpaceEdit:
 
 @dataclass(frozen=True)
 class PartEdit:
-    """Give the code the `reference` code's version of one part (k-means parts of a feature block)."""
+    """Give the code the `reference` code's version of one part (k-means parts of a feature block).
+
+    The channels moved are those at least `selectivity` as concentrated in the part as its most
+    concentrated channel (local_edit.part_threshold): relative, so the default moves something on
+    every network and for any number of parts, where a fixed share could pick no channel at all."""
 
     part: int
     reference: torch.Tensor  # W+ [1, num_ws, w_dim]
     strength: float = 1.0
-    threshold: float = 0.4
+    selectivity: float = 0.5
     confine: bool = True
     block: str = ""  # empty: the default block
     k: int = 8
@@ -100,6 +105,11 @@ def apply(G: torch.nn.Module, ws: torch.Tensor, spec: EditSpec, table: EditTable
     return technique(G, ws, before, spec, table, synthesis_kwargs)
 
 
+def _layers_text(layers: str) -> str:
+    """W+ rows as a summary names them: 'all layers' or 'layers 0-3'."""
+    return "all layers" if str(layers or "all").strip().lower() == "all" else f"layers {layers}"
+
+
 def _in_w(G: torch.nn.Module, method: str, summary: str, before: np.ndarray, new_ws: torch.Tensor,
           kwargs: dict) -> EditResult:
     return EditResult(method, summary, before, first_image(G.synthesis(new_ws, **kwargs)), new_ws)
@@ -108,33 +118,33 @@ def _in_w(G: torch.nn.Module, method: str, summary: str, before: np.ndarray, new
 def _interfacegan(G, ws, before, spec: InterFaceGANEdit, table: Directions, kwargs) -> EditResult:
     direction = project_out(table.primary, list(table.keep)) if table.keep else table.primary
     new_ws = apply_direction(ws, direction, spec.strength, parse_layers(spec.layers, G.num_ws))
-    summary = f"InterFaceGAN {table.name} × {spec.strength:g} on W+ rows {spec.layers or 'all'}"
+    summary = f"InterFaceGAN {table.name}, amount {spec.strength:g}, on {_layers_text(spec.layers)}"
     if table.keep:
-        summary += f", {len(table.keep)} attribute(s) projected out"
+        summary += f", keeping {len(table.keep)} other attribute(s) unchanged"
     return _in_w(G, "InterFaceGAN", summary, before, new_ws, kwargs)
 
 
 def _ganspace(G, ws, before, spec: GANSpaceEdit, pca: PCA, kwargs) -> EditResult:
     new_ws = apply_component(ws, pca, spec.component, spec.strength, parse_layers(spec.layers, G.num_ws))
-    summary = (f"GANSpace component {spec.component} ({pca.explained[spec.component] * 100:.2f}% of variance) × "
-               f"{spec.strength:g} σ on W+ rows {spec.layers or 'all'}")
+    summary = (f"GANSpace direction {spec.component} ({pca.explained[spec.component] * 100:.2f}% of the variance), "
+               f"amount {spec.strength:g}, on {_layers_text(spec.layers)}")
     return _in_w(G, "GANSpace", summary, before, new_ws, kwargs)
 
 
 def _stylespace(G, ws, before, spec: StyleSpaceEdit, std: Sequence[torch.Tensor], kwargs) -> EditResult:
     styles = edit_channel(ws_to_styles(G, ws), spec.layer, spec.channel, spec.strength, std)
-    summary = (f"StyleSpace channel {spec.layer}_{spec.channel} ({style_layers(G)[spec.layer].name}) × "
-               f"{spec.strength:g} σ")
+    summary = (f"StyleSpace channel {spec.layer}_{spec.channel} ({style_layers(G)[spec.layer].name}), "
+               f"amount {spec.strength:g}")
     after = first_image(synthesize_from_styles(G, styles, ws, **kwargs))
     return EditResult("StyleSpace", summary, before, after, ws, styles)
 
 
 def _part(G, ws, before, spec: PartEdit, parts: PartModel, kwargs) -> EditResult:
     target = ws_to_styles(G, ws)
-    styles = transfer_part(target, ws_to_styles(G, spec.reference), parts, spec.part, spec.strength,
-                           spec.threshold)
-    summary = f"part {spec.part} from the reference: {part_channel_counts(parts, spec.part, spec.threshold)} " \
-              "style channels"
+    threshold = part_threshold(parts, spec.part, spec.selectivity)
+    styles = transfer_part(target, ws_to_styles(G, spec.reference), parts, spec.part, spec.strength, threshold)
+    summary = (f"part {spec.part} from the reference: {part_channel_counts(parts, spec.part, threshold)} style "
+               f"channels (those with at least {threshold:.0%} of their energy in the part)")
     if spec.confine:
         mask = part_map(G, ws, parts, **kwargs)[0] == spec.part
         if not mask.any():

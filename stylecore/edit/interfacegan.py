@@ -16,9 +16,13 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-__all__ = ["load_direction", "project_out", "apply_direction", "parse_layers"]
+__all__ = ["LISTED_FOR", "load_direction", "project_out", "apply_direction", "parse_layers"]
 
 PathLike = Union[str, Path]
+# Model cards the listed boundaries (stylecore.engine.assets.EDITING_ASSETS) were learned for: NVIDIA's
+# StyleGAN2 FFHQ 1024 config-f, in each form the zoo offers it. A direction lives in one network's W:
+# on another network of the same size it still moves the image, but not along the attribute.
+LISTED_FOR = frozenset({"sg2-ffhq-1024", "sg2-ffhq-1024-tf", "sg2-ffhq-1024-tf-hub", "sg2-ffhq-1024-rosinality"})
 
 
 def _as_direction(array: np.ndarray, source: str) -> np.ndarray:

@@ -8,7 +8,11 @@
    part is one that paints that part.
 3. Transfer: to give the target the reference's version of a part, the style channels of that part
    (share ≥ threshold) are interpolated from the target's towards the reference's S values; all
-   other channels keep the target's, so the rest of the image changes little.
+   other channels keep the target's, so the rest of the image changes little. How concentrated a
+   part's channels are differs between networks (an untrained one spreads every channel over all
+   parts) and with the number of parts, so callers may give the threshold relative to the part's
+   most concentrated channel (`part_threshold`): a selectivity of 0.5 picks the channels at least
+   half as concentrated in the part as that one, which always moves something.
 4. Confining (optional, on by default in the tab): in a trained generator step 3 is already mostly
    local, but StyleGAN2's weight demodulation and the following convolutions spread some change
    everywhere. `render_confined` runs every modulated layer with both the target's and the edited
@@ -34,9 +38,9 @@ from stylecore.codes.latents import seeds_to_ws
 from stylecore.codes.stylespace import StyleLayer, replace_submodules, style_layers
 from stylecore.progress import Progress, report
 
-__all__ = ["PartModel", "feature_blocks", "default_block", "compute_parts", "cached_parts", "parts_cache_path",
-           "part_map", "part_masks", "colorize_parts", "overlay_parts", "transfer_part", "part_channel_counts",
-           "render_confined", "part_overview"]
+__all__ = ["PartModel", "PALETTE", "PALETTE_NAMES", "feature_blocks", "default_block", "compute_parts",
+           "cached_parts", "parts_cache_path", "part_map", "part_masks", "colorize_parts", "overlay_parts",
+           "part_threshold", "transfer_part", "part_channel_counts", "render_confined", "part_overview"]
 
 PARTS_FORMAT = 1
 MAX_POINTS = 200_000  # pixels used to fit the centroids (all of them are used for the contributions)
@@ -44,6 +48,9 @@ PALETTE = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
                     [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128],
                     [220, 190, 255], [170, 110, 40], [255, 250, 200], [128, 0, 0], [170, 255, 195],
                     [128, 128, 0], [255, 215, 180], [0, 0, 128], [128, 128, 128]], dtype=np.uint8)
+# What a person calls each PALETTE colour (the names of Sasha Trubetskoy's 20 distinct colours).
+PALETTE_NAMES = ("red", "green", "yellow", "blue", "orange", "purple", "cyan", "magenta", "lime", "pink", "teal",
+                 "lavender", "brown", "beige", "maroon", "mint", "olive", "apricot", "navy", "grey")
 
 
 @dataclass(frozen=True)
@@ -290,15 +297,29 @@ def overlay_parts(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> 
     return (image.astype(np.float32) * (1 - alpha) + colours * alpha).round().clip(0, 255).astype(np.uint8)
 
 
-def _part_weights(parts: PartModel, part: int, threshold: float, strength: float,
-                  layers: Optional[Sequence[int]]) -> list[np.ndarray]:
+def _checked_part(parts: PartModel, part: int) -> int:
     if not 0 <= int(part) < parts.k:
         raise ValueError(f"part must be from 0 to {parts.k - 1}, got {part}")
+    return int(part)
+
+
+def _part_weights(parts: PartModel, part: int, threshold: float, strength: float,
+                  layers: Optional[Sequence[int]]) -> list[np.ndarray]:
+    part = _checked_part(parts, part)
     if not 0.0 <= float(threshold) <= 1.0:
         raise ValueError(f"threshold must be from 0 to 1, got {threshold}")
     chosen = set(range(len(parts.contributions))) if layers is None else {int(i) for i in layers}
-    return [(c[int(part)] >= threshold).astype(np.float32) * float(strength) if i in chosen
+    return [(c[part] >= threshold).astype(np.float32) * float(strength) if i in chosen
             else np.zeros(c.shape[1], dtype=np.float32) for i, c in enumerate(parts.contributions)]
+
+
+def part_threshold(parts: PartModel, part: int, selectivity: float) -> float:
+    """The share threshold that picks the channels at least `selectivity` (0..1) as concentrated in
+    `part` as its most concentrated channel: 1 keeps only the most specific channels, 0 takes every one."""
+    part = _checked_part(parts, part)
+    if not 0.0 <= float(selectivity) <= 1.0:
+        raise ValueError(f"selectivity must be from 0 to 1, got {selectivity}")
+    return float(selectivity) * max(float(c[part].max()) for c in parts.contributions)
 
 
 def part_channel_counts(parts: PartModel, part: int, threshold: float) -> int:

@@ -11,13 +11,18 @@ stylecore.engine.assets.model_cache_key):
   ("relevance", model, clip id, images)         StyleCLIP's channel relevance table
   ("identity", weights file, mtime, size, device)   the ArcFace network of the identity loss
   ("mapper", mapper file, mtime, size, device)  a StyleCLIP latent mapper
+  ("gallery", model, size, psi)                 Retrieve in Style's seeded gallery with its W+ and S codes
 
-`edit` and `edit_by_text` fetch what a request needs and run it: the one call a tab makes.
+Domain generators (StyleGAN-NADA) are generators: the manager loads them like any model.
+
+`edit`, `edit_by_text`, `load_domains` and `retrieve` fetch what a request needs (and run it): the one
+call a tab makes.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, TypeVar, Union
 
 import numpy as np
@@ -28,19 +33,27 @@ from stylecore.edit.edits import (Directions, EditSpec, EditTable, GANSpaceEdit,
                                   StyleSpaceEdit, apply)
 from stylecore.edit.ganspace import PCA, cached_pca
 from stylecore.edit.interfacegan import load_direction
+from stylecore.codes.stylespace import ws_to_styles
+from stylecore.edit.domains import check_same_network
 from stylecore.edit.local_edit import PartModel, cached_parts, default_block, part_overview
+from stylecore.edit.retrieval import Gallery, Match, build_gallery, part_weights, rank
 from stylecore.edit.result import EditResult
 from stylecore.edit.stylespace_channels import ChannelScore, locate_channels, style_std
 from stylecore.engine import assets
 from stylecore.engine.manager import LoadedModel, ModelManager
+from stylecore.engine.remote import FileRole
 from stylecore.perception.clip import ClipModel, load_clip, resolve_clip
 from stylecore.perception.identity import IdentityNet, identity_weights_path, load_identity
-from stylecore.progress import ByteProgress, Progress, ShouldStop, from_bytes
+from stylecore.progress import ByteProgress, Progress, ShouldStop, from_bytes, scaled
 
-__all__ = ["style_std_table", "pca_table", "part_table", "region_channels", "parts_of", "directions", "edit",
-           "clip_model", "relevance_table", "identity_network", "latent_mapper", "edit_by_text"]
+__all__ = ["BOUNDARY_ROLE", "style_std_table", "pca_table", "part_table", "region_channels", "parts_of", "directions",
+           "edit", "clip_model", "relevance_table", "identity_network", "latent_mapper", "edit_by_text", "DomainModels",
+           "load_domains", "part_models", "Retrieved", "retrieve"]
 
 T = TypeVar("T")
+BOUNDARY_ROLE = FileRole("InterFaceGAN boundary", "upload a direction file (.npy boundary or e4e .pt) of your own in "
+                         "the Editing tab's 'Direction file' box, or edit with GANSpace or StyleSpace, which need no "
+                         "download")
 
 
 def _synthesis_kwargs(model: LoadedModel) -> dict:
@@ -91,7 +104,7 @@ def parts_of(manager: ModelManager, model: LoadedModel, ws: torch.Tensor, block:
 
 
 def _listed_direction(asset_id: str, progress: Progress) -> Path:
-    return assets.fetch_asset(assets.asset(asset_id), _labelled(progress, "direction"))
+    return assets.fetch_asset(assets.asset(asset_id), _labelled(progress, "direction"), role=BOUNDARY_ROLE)
 
 
 def directions(spec: InterFaceGANEdit, progress: Progress = None) -> Directions:
@@ -189,3 +202,62 @@ def edit_by_text(manager: ModelManager, model: LoadedModel, ws: torch.Tensor, re
     if isinstance(request, sc.MapperRequest) and model.card.id not in sc.RELEASED_FOR:
         result.summary += " (released mappers were trained for StyleGAN2 FFHQ 1024 config-f)"
     return result
+
+
+@dataclass(frozen=True)
+class DomainModels:
+    """A generator and the domain generators chosen for one request."""
+
+    base: LoadedModel
+    domains: list[LoadedModel]
+
+
+def load_domains(manager: ModelManager, base_id: str, domain_ids: Sequence[str],
+                 progress: Progress = None) -> DomainModels:
+    """The generator `base_id` and its domains `domain_ids` (each checked to be one of its domains and
+    the same network), loaded (downloaded once) by the manager."""
+    listed = {card.id for card in manager.zoo.domains_of(base_id)}
+    if not listed:
+        bases = ", ".join(manager.zoo.domain_bases())
+        raise ValueError(f"{base_id!r} has no domain generators; choose one of: {bases}")
+    unknown = [d for d in domain_ids if d not in listed]
+    if unknown:
+        raise ValueError(f"not a domain of {base_id!r}: {', '.join(map(str, unknown))}")
+    steps = len(domain_ids) + 1
+    base = manager.get(base_id, progress=scaled(progress, 0, 1 / steps))
+    domains = []
+    for i, domain_id in enumerate(domain_ids, start=1):
+        domain = manager.get(domain_id, progress=scaled(progress, i / steps, (i + 1) / steps))
+        check_same_network(base.G, domain.G, domain.card.title)
+        domains.append(domain)
+    return DomainModels(base, domains)
+
+
+def part_models(zoo) -> list[tuple[str, str]]:
+    """(title, id) of the generators part-aware tools work on: StyleGAN2, not domain copies."""
+    return [(card.title, card.id) for card in zoo.cards() if card.architecture in ("stylegan2", "auto")
+            and not card.base]
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """A ranking: the gallery, the nearest images in it, and the query with its parts coloured."""
+
+    gallery: Gallery
+    matches: list[Match]
+    query_overlay: np.ndarray
+
+
+def retrieve(manager: ModelManager, model: LoadedModel, ws: torch.Tensor, chosen: Sequence[int], size: int,
+             truncation_psi: float, top: int, k: int, samples: int, progress: Progress = None) -> Retrieved:
+    """Retrieve in Style: the `top` images of the model's seeded gallery nearest to ws[0] in the chosen
+    parts (of the k-means part model with `k` parts learnt from `samples` images)."""
+    parts = part_table(manager, model, "", k, samples, scaled(progress, 0.0, 0.3))
+    key = assets.model_cache_key(model)
+    gallery = manager.resource(("gallery", key, int(size), float(truncation_psi)), lambda: build_gallery(
+        model.G, size, truncation_psi=truncation_psi, force_fp32=model.force_fp32,
+        progress=scaled(progress, 0.3, 0.95)))
+    with torch.no_grad():
+        query = [s[0] for s in ws_to_styles(model.G, ws[:1])]
+        overlay, _ = part_overview(model.G, ws, parts, **_synthesis_kwargs(model))
+    return Retrieved(gallery, rank(gallery, query, part_weights(parts, chosen), top), overlay)

@@ -6,11 +6,14 @@ full `decoder.*`, 'opts' a plain dict) with torch's weights-only loader. Both W+
 supported: LevelsMapper (coarse rows 0-3, medium 4-7, fine 8-17; the key is spelt `course_mapping`
 in the files; a level left out adds nothing) and SingleMapper. Two quirks the trained weights
 depend on are kept: the pixel norm runs over the W+ rows of each slice (dim 1), and the bias of the
-fused leaky ReLU is added along the last dim. The released mappers fit StyleGAN2 FFHQ 1024 only.
+fused leaky ReLU is added along the last dim. The released mappers fit StyleGAN2 FFHQ 1024 only, and
+they have no Hub copy: `local_mappers` lists the ones placed in $STYLECORE_MAPPERS, so a Space or a
+lab can offer them by name.
 """
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -18,10 +21,14 @@ import torch
 import torch.nn.functional as F
 
 from stylecore.engine.assets import fetch_file
+from stylecore.formats.cache import cache_dir
 
-__all__ = ["LatentMapper", "load_mapper", "apply_mapper", "mapper_source", "LEVELS"]
+__all__ = ["LatentMapper", "load_mapper", "apply_mapper", "mapper_source", "mapper_folder", "local_mappers",
+           "LEVELS", "MAPPER_ROWS", "ENV_MAPPERS"]
 
 LEVELS = (("course_mapping", 0, 4), ("medium_mapping", 4, 8), ("fine_mapping", 8, 18))
+MAPPER_ROWS = 18  # StyleCLIP's mappers read W+ codes of 18 rows: StyleGAN2 at 1024 px
+ENV_MAPPERS = "STYLECORE_MAPPERS"
 
 
 class _RowPixelNorm(torch.nn.Module):
@@ -94,6 +101,22 @@ def mapper_source(spec: str, progress: Optional[Callable] = None) -> Path:
     if not path.is_file():
         raise ValueError(f"no mapper file at {spec}")
     return path
+
+
+def mapper_folder() -> Path:
+    """Where mapper checkpoints are looked for: $STYLECORE_MAPPERS, else 'mappers' beside the cache."""
+    env = os.environ.get(ENV_MAPPERS)
+    return Path(env).expanduser() if env else cache_dir().parent / "mappers"
+
+
+def local_mappers(num_ws: int) -> list[Path]:
+    """The mapper checkpoints (*.pt, by name) in `mapper_folder()` a generator with `num_ws` W+ rows can
+    use: none unless it has StyleCLIP's 18 rows. Files are listed, not read (a released one also holds
+    a whole 1024 px generator); `load_mapper` checks each when it is used."""
+    folder = mapper_folder()
+    if num_ws != MAPPER_ROWS or not folder.is_dir():
+        return []
+    return sorted(path for path in folder.glob("*.pt") if path.is_file())
 
 
 def load_mapper(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> LatentMapper:

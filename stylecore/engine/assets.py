@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from stylecore.engine import hub
-from stylecore.engine.remote import RemoteFile
+from stylecore.engine.remote import FileRole, RemoteFile
 from stylecore.engine.zoo import BUILTIN_FILES
 from stylecore.formats.cache import atomic_write, cache_dir
 from stylecore.progress import ByteProgress
@@ -32,17 +32,17 @@ def asset(asset_id: str) -> RemoteFile:
 
 
 def fetch_file(repo_id: str, filename: str, repo_type: str = "model", revision: Optional[str] = None,
-               progress: ByteProgress = None) -> Path:
+               progress: ByteProgress = None, role: Optional[FileRole] = None) -> Path:
     """A Hub file named by hand as a local path, through the same cache, offline handling and errors as
-    model files."""
+    model files (`role`: what the file is for, see `stylecore.engine.hub.fetch`)."""
     ident = re.sub(r"[^a-z0-9._-]+", "-", f"{repo_id}-{filename}".lower()).strip("-._") or "file"
     file = RemoteFile(id=ident, repo_id=repo_id, filename=filename, repo_type=repo_type, revision=revision)
-    return hub.fetch(file, progress=progress)
+    return hub.fetch(file, progress=progress, role=role)
 
 
-def fetch_asset(item: RemoteFile, progress: ByteProgress = None) -> Path:
-    """Download (once) and return a built-in file."""
-    return hub.fetch(item, progress=progress)
+def fetch_asset(item: RemoteFile, progress: ByteProgress = None, role: Optional[FileRole] = None) -> Path:
+    """Download (once) and return a built-in file (`role`: what it is for, see `stylecore.engine.hub.fetch`)."""
+    return hub.fetch(item, progress=progress, role=role)
 
 
 def editing_cache_dir(model_key: str) -> Path:

@@ -26,7 +26,10 @@ TAB_DEFAULTS: dict[str, tuple[str, str, Optional[str]]] = {
     "video": ("sg3-t-ffhqu-256", "demo-sg3", "stylegan3"),
     "video-compare": ("sg2-ffhq-256", "demo", "stylegan2"),
     "stylenerf": ("stylenerf-ffhq-256", "demo-nerf", "stylenerf"),
+    "domains": (_FACES_1024, "demo", "stylegan2"),
+    "retrieve": (_FACES_1024, "demo", "stylegan2"),
 }
+_NEEDS_DOMAINS = frozenset({"domains"})  # tabs whose model must have domain generators (StyleGAN-NADA)
 
 
 def _here(card: ModelCard) -> bool:
@@ -41,7 +44,8 @@ def _reachable(card: ModelCard, reach: Reachability) -> bool:
 def default_model_id(zoo: Zoo, tab: str, reach: Reachability) -> str:
     """The id `tab` opens on, given what the start-up probe (`stylecore.engine.reachability.probe`) found."""
     real, demo, architecture = TAB_DEFAULTS[tab]
-    fits = [card for card in zoo.cards() if architecture is None or card.architecture == architecture]
+    fits = [card for card in zoo.cards() if (architecture is None or card.architecture == architecture)
+            and not card.base and (tab not in _NEEDS_DOMAINS or zoo.domains_of(card.id))]
     for card in fits:
         if card.id not in _BUILTIN_IDS and _here(card):
             return card.id

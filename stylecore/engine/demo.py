@@ -52,6 +52,15 @@ def build_demo_generator(architecture: str = "stylegan2", seed: int = 0) -> torc
     return G
 
 
+def build_demo_domain(name: str) -> torch.nn.Module:
+    """A domain of the demo StyleGAN2, as a StyleGAN-NADA domain is of its generator: the same mapping,
+    other synthesis weights (seeded from `name`, so each named domain is always the same)."""
+    G = build_demo_generator("stylegan2")
+    other = build_demo_generator("stylegan2", seed=zlib.crc32(name.encode("utf-8")) % 2 ** 31)
+    G.synthesis.load_state_dict(other.synthesis.state_dict())
+    return G
+
+
 @torch.no_grad()
 def name_seeded_init(G: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Deterministic random weights by the parity fixtures' rule (README-stylenerf.md), so an

@@ -16,7 +16,9 @@ of the file. So here:
 * only hosts on the allow-list are contacted (NVIDIA's two by default; more through a models file's
   `allowed_hosts`), and `STYLECORE_URL_MIRRORS` rewrites URL prefixes to a mirror (tests stand a local
   server in for NGC this way); a mirror's host counts as allowed, since the user named it;
-* offline mode (HF_HUB_OFFLINE) is respected like for Hub files: a cached file is used, nothing else.
+* offline mode (HF_HUB_OFFLINE) is respected like for Hub files: a cached file is used, nothing else;
+  a server found unreachable moments ago (by the start-up probe or a download) is not tried again for a
+  while (`stylecore.engine.remote.known_unreachable`), so the failure comes at once, not after a timeout.
 
 Every failure is a `stylecore.engine.remote.ModelUnavailable` with the URL and a remedy.
 """
@@ -33,7 +35,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Iterable, Optional
 
-from stylecore.engine.remote import ModelUnavailable, RemoteFile, offline_mode
+from stylecore.engine.remote import ModelUnavailable, RemoteFile, known_unreachable, offline_mode, record_answer
 from stylecore.progress import ByteProgress
 
 __all__ = ["DEFAULT_HOSTS", "ENV_MIRRORS", "allow_hosts", "allowed_hosts", "downloads_dir", "fetch_url",
@@ -226,12 +228,10 @@ def _stalled(exc: BaseException) -> bool:
     return isinstance(exc, requests.ConnectionError) and any(isinstance(a, ReadTimeoutError) for a in exc.args)
 
 
-def _explain(file: RemoteFile, url: str, exc: BaseException) -> Exception:
+def _explain(file: RemoteFile, url: str, exc: BaseException) -> ModelUnavailable:
     import requests
 
     retry = "retry later; NVIDIA's servers are sometimes slow or busy"
-    manual = (f"or download {url} yourself and point the card's local_path (a models file) or "
-              "--model at it")
     if isinstance(exc, requests.HTTPError):
         code = getattr(exc.response, "status_code", None)
         if code == 404:
@@ -239,23 +239,24 @@ def _explain(file: RemoteFile, url: str, exc: BaseException) -> Exception:
                                     "check the URL in the card or the spec")
         if code in (401, 403):
             return ModelUnavailable(file, "auth", f"the server refused access to {url} (HTTP {code})",
-                                    f"{retry}, {manual}")
-        return ModelUnavailable(file, "hub-error", f"the server answered HTTP {code} for {url}", f"{retry}, {manual}")
+                                    retry, otherwise=True)
+        return ModelUnavailable(file, "hub-error", f"the server answered HTTP {code} for {url}", retry,
+                                otherwise=True)
     if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
         return ModelUnavailable(file, "incomplete",
                                 f"the download of {url} broke off {ATTEMPTS} times; nothing was kept",
-                                f"{retry}, {manual}")
+                                retry, otherwise=True)
     if isinstance(exc, requests.Timeout) or _stalled(exc):
         return ModelUnavailable(file, "timeout", f"{url} did not answer within {_timeout():g} s ({ENV_TIMEOUT})",
-                                f"{retry} (or raise {ENV_TIMEOUT}), {manual}")
+                                f"{retry} (or raise {ENV_TIMEOUT})", otherwise=True)
     if isinstance(exc, requests.ConnectionError):
         return ModelUnavailable(file, "offline", f"{urllib.parse.urlsplit(url).netloc} could not be reached ({exc})",
-                                f"connect to the internet and retry, {manual}")
+                                "connect to the internet and retry", otherwise=True)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EPERM):
         return ModelUnavailable(file, "disk", f"the file could not be written to {downloads_dir()}: {exc.strerror}",
                                 "free disk space or set STYLECORE_CACHE to a writable folder with room")
     return ModelUnavailable(file, "hub-error", f"downloading {url} failed ({type(exc).__name__}: {exc})",
-                            f"{retry}, {manual}")
+                            retry, otherwise=True)
 
 
 def _transfer(file: RemoteFile, url: str, part: Path, progress: ByteProgress) -> None:
@@ -311,8 +312,11 @@ def _fetch_url(file: RemoteFile, progress: ByteProgress, refresh: bool) -> Path:
     if offline_mode():
         raise ModelUnavailable(file, "offline",
                                f"offline mode is on (HF_HUB_OFFLINE) and {url} is not in the cache {downloads_dir()}",
-                               "unset HF_HUB_OFFLINE and retry, or download the file yourself and "
-                               "point the card's local_path at it")
+                               "unset HF_HUB_OFFLINE and retry", otherwise=True)
+    down = known_unreachable(actual)
+    if down is not None:
+        raise ModelUnavailable(file, "offline", f"{parts.netloc} could not be reached ({down})",
+                               "connect to the internet and retry", otherwise=True)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
@@ -350,7 +354,10 @@ def _fetch_url(file: RemoteFile, progress: ByteProgress, refresh: bool) -> Path:
         part.unlink(missing_ok=True)
         if isinstance(exc, ModelUnavailable) or not isinstance(exc, Exception):
             raise
-        raise _explain(file, url, exc) from exc
+        error = _explain(file, url, exc)
+        if error.kind == "offline":
+            record_answer(actual, str(exc))  # the next file from this server fails at once
+        raise error from exc
     if progress is not None:
         progress(size, size, f"{_file_name(url)} is ready")
     return path

@@ -10,17 +10,23 @@ huggingface_hub does not check downloaded bytes against the Hub's SHA-256 on the
 path (only the size), so `fetch` hashes a freshly downloaded LFS blob itself and removes it
 from the cache when it does not match. A file whose SHA-256 is known (the published one)
 refuses any other bytes: a changed upstream file never loads silently.
+
+When the Hub cannot be reached (the start-up probe or an earlier failure found so moments ago, or
+a quick check does now: `stylecore.engine.online`), `fetch` fails at once instead of entering
+huggingface_hub's retry ladder, which spends about 23 s before the same failure.
 """
 from __future__ import annotations
 
 import errno
 import os
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Optional
 
-from stylecore.engine.downloads import fetch_url, file_sha256, remove_files, url_local_file
-from stylecore.engine.remote import ModelUnavailable, RemoteFile, offline_mode
+from stylecore.engine import online
+from stylecore.engine.downloads import DEFAULT_HOSTS, fetch_url, file_sha256, mirrored_url, remove_files, url_local_file
+from stylecore.engine.remote import FileRole, ModelUnavailable, RemoteFile, last_answer, offline_mode, record_answer
 from stylecore.engine.zoo import ModelCard
 from stylecore.progress import ByteProgress
 
@@ -28,10 +34,9 @@ from stylecore.progress import ByteProgress
 # is imported; an offline or private deployment should not reach out for that.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-__all__ = ["local_file", "download_state", "fetch", "hub_cache_dir", "hub_endpoint"]
+__all__ = ["local_file", "download_state", "fetch_blocker", "fetch", "hub_cache_dir", "hub_endpoint"]
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-ADD_MODEL_HINT = "add it with --models or a local path (see README 'Adding a model')"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _DISK_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST,
                 errno.EISDIR, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -104,6 +109,23 @@ def download_state(card: ModelCard) -> str:
     return "downloaded" if local_file(card) else "not downloaded"
 
 
+def fetch_blocker(file: RemoteFile) -> str:
+    """What is known to stop `fetch` from downloading `file` now, without asking the network: "offline
+    mode", "Hub unreachable", "NVIDIA unreachable", "<host> unreachable", or "" when nothing is known to."""
+    if isinstance(file, ModelCard) and (file.is_builtin or file.local_path):
+        return ""
+    if offline_mode():
+        return "offline mode"
+    url = mirrored_url(file.url) if file.url else hub_endpoint()
+    answer = last_answer(url)
+    if answer is None or answer.up:
+        return ""
+    if not file.url:
+        return "Hub unreachable"
+    host = urllib.parse.urlsplit(file.url).hostname or ""
+    return f"{'NVIDIA' if host in DEFAULT_HOSTS else host} unreachable"
+
+
 # ---------------------------------------------------------------------------------------------
 # fetch
 
@@ -150,7 +172,8 @@ def _local(card: ModelCard, progress: ByteProgress) -> Path:
                            "local_path from the card to download it from the Hub")
 
 
-def fetch(file: RemoteFile, progress: ByteProgress = None, refresh: bool = False) -> Path:
+def fetch(file: RemoteFile, progress: ByteProgress = None, refresh: bool = False,
+          role: Optional[FileRole] = None) -> Path:
     """The file (a model card's checkpoint, or any RemoteFile) as a local file, downloaded on first use:
     Hub files through the Hub cache, https URLs through `stylecore.engine.downloads`.
 
@@ -159,16 +182,22 @@ def fetch(file: RemoteFile, progress: ByteProgress = None, refresh: bool = False
     downloads again if the revision now points at different bytes.
     `progress(bytes_done, bytes_total_or_None, message)` is called while downloading. Every
     failure is a `ModelUnavailable` naming the model, repo, file and a remedy, chained to the
-    original exception.
+    original exception; `role` (default: the file's own) says what the file is for, which decides
+    how the error names it and what it offers instead of the download.
     """
     if isinstance(file, ModelCard):
         if file.is_builtin:
             raise ValueError(f"model {file.id!r} is built in: it has no file to fetch")
         if file.local_path:
             return _local(file, progress)
-    if file.url:
-        return fetch_url(file, progress=progress, refresh=refresh)
-    return _fetch_hub(file, progress, refresh)
+    try:
+        if file.url:
+            return fetch_url(file, progress=progress, refresh=refresh)
+        return _fetch_hub(file, progress, refresh)
+    except ModelUnavailable as exc:
+        if role is not None:
+            exc.role = role
+        raise
 
 
 def _fetch_hub(file: RemoteFile, progress: ByteProgress, refresh: bool) -> Path:
@@ -185,12 +214,20 @@ def _fetch_hub(file: RemoteFile, progress: ByteProgress, refresh: bool) -> Path:
             size = cached.stat().st_size
             progress(size, size, f"{label} is in the cache")
         return cached
+    endpoint = hub_endpoint()
+    down = None if offline else online.unreachable(endpoint)
+    if down is not None:
+        if cached is not None:  # a refresh while the Hub is down keeps the cached file, as huggingface_hub would
+            _check_published_hash(file, cached, cache_dir)
+            return cached
+        raise ModelUnavailable(file, "offline", f"the Hub could not be reached at {endpoint} ({down})",
+                               "connect to the internet and retry", otherwise=True)
     if progress is not None:
         progress(0, None, f"looking up {label} on the Hub")
     try:
         found = hf_hub_download(
             file.repo_id, file.filename, revision=file.revision, repo_type=file.repo_type,
-            cache_dir=str(cache_dir), endpoint=hub_endpoint(), token=token or False,
+            cache_dir=str(cache_dir), endpoint=endpoint, token=token or False,
             local_files_only=offline,
             tqdm_class=_progress_class(progress, label) if progress is not None else None,
         )
@@ -198,6 +235,9 @@ def _fetch_hub(file: RemoteFile, progress: ByteProgress, refresh: bool) -> Path:
         error = _explain(file, exc, cache_dir=cache_dir, offline=offline, has_token=bool(token))
         if error is None:
             raise
+        cause = _connection_failure(exc)
+        if cause is not None and error.kind == "offline":
+            record_answer(endpoint, cause)  # the next Hub file fails at once, not after the retries again
         raise error from exc
     path = Path(found)
     if cached is None or os.path.realpath(cached) != os.path.realpath(path):
@@ -246,8 +286,7 @@ def _verify(file: RemoteFile, path: Path, cache_dir: Path, progress: ByteProgres
         file, "corrupt",
         f"the downloaded file is corrupt (SHA-256 {actual[:12]}... instead of the Hub's {expected[:12]}...) "
         f"and was removed from the cache {cache_dir}",
-        "retry; if it happens again, a proxy or the Hub copy is damaged: download the file another way and "
-        + ADD_MODEL_HINT)
+        "retry; if it happens again, a proxy or the Hub copy is damaged", otherwise=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,6 +303,18 @@ def _chain(exc: BaseException) -> list[BaseException]:
         seen.append(item)
         pending.extend([item.__cause__, item.__context__])
     return seen
+
+
+def _connection_failure(exc: BaseException) -> Optional[str]:
+    """What kept the request from reaching the Hub at all (refused, no route, no name, timeout), or None."""
+    try:
+        import httpx2 as httpx  # the HTTP client huggingface_hub 1.x+/2.x uses
+    except ImportError:  # pragma: no cover - older huggingface_hub
+        import httpx  # type: ignore[no-redef]
+
+    failure = next((e for e in _chain(exc) if isinstance(e, (httpx.ConnectError, httpx.TimeoutException,
+                                                              httpx.NetworkError, ConnectionError))), None)
+    return None if failure is None else str(failure) or type(failure).__name__
 
 
 def _status(exc: BaseException) -> Optional[int]:
@@ -284,7 +335,6 @@ def _explain(file: RemoteFile, exc: BaseException, *, cache_dir: Path, offline: 
     chain = _chain(exc)
     repo = file.repo_id
     endpoint = hub_endpoint()
-    offline_remedy = f"connect to the internet and retry, or download the file yourself and {ADD_MODEL_HINT}"
     login = "set HF_TOKEN to a token with read access (or run `hf auth login`)"
 
     def first(*types: type) -> Optional[BaseException]:
@@ -294,7 +344,7 @@ def _explain(file: RemoteFile, exc: BaseException, *, cache_dir: Path, offline: 
         why = "HF_HUB_OFFLINE=1" if offline else "HF_HUB_OFFLINE was set when huggingface_hub was imported"
         return ModelUnavailable(file, "offline", f"the Hub could not be reached (offline mode is on: {why}) and "
                                 f"the file is not in the cache {cache_dir}",
-                                "unset HF_HUB_OFFLINE and " + offline_remedy)
+                                "unset HF_HUB_OFFLINE, connect to the internet and retry", otherwise=True)
     gated = first(hf_errors.GatedRepoError)
     if gated is not None:
         if has_token:
@@ -333,19 +383,18 @@ def _explain(file: RemoteFile, exc: BaseException, *, cache_dir: Path, offline: 
         detail = "the size received does not match the size the Hub announced" if consistency else str(broken)
         return ModelUnavailable(file, "incomplete", f"the download was interrupted or incomplete ({detail}); "
                                 "the partial file was discarded", "retry; if it keeps failing, check the connection "
-                                "or proxy, or download the file yourself and " + ADD_MODEL_HINT)
-    unreachable = first(httpx.ConnectError, httpx.TimeoutException, httpx.NetworkError, ConnectionError)
+                                "or proxy", otherwise=True)
+    unreachable = _connection_failure(exc)
     if unreachable is not None:
         return ModelUnavailable(file, "offline", f"the Hub could not be reached at {endpoint} ({unreachable})",
-                                offline_remedy)
+                                "connect to the internet and retry", otherwise=True)
     if first(hf_errors.FileMetadataError):
         return ModelUnavailable(file, "hub-error", f"the server at {endpoint} did not answer like the Hugging Face "
                                 "Hub", "check HF_ENDPOINT, your proxy and firewall settings, then retry")
     if http_errors:
         code = _status(http_errors[0])
         return ModelUnavailable(file, "hub-error", f"the Hub answered HTTP {code} for this file",
-                                "retry later (the Hub may be down or rate-limiting), or download the file yourself "
-                                "and " + ADD_MODEL_HINT)
+                                "retry later (the Hub may be down or rate-limiting)", otherwise=True)
     disk = next((e for e in chain if isinstance(e, OSError) and not isinstance(e, hf_errors.HfHubHTTPError)
                  and e.errno in _DISK_ERRNOS), None)
     if disk is not None:
@@ -355,5 +404,5 @@ def _explain(file: RemoteFile, exc: BaseException, *, cache_dir: Path, offline: 
                                 "or point HF_HUB_CACHE (or HF_HOME) at a writable folder with enough space")
     if first(hf_errors.LocalEntryNotFoundError):
         return ModelUnavailable(file, "offline", f"the Hub could not be reached at {endpoint} and the file is not "
-                                f"in the cache {cache_dir}", offline_remedy)
+                                f"in the cache {cache_dir}", "connect to the internet and retry", otherwise=True)
     return None

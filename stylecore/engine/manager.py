@@ -14,15 +14,15 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Optional, TypeVar
+from typing import Any, Callable, Hashable, Optional, TypeVar, Union
 
 import numpy as np
 import torch
 
 from stylecore.engine import hub
-from stylecore.engine.demo import DEMO_KWARGS, build_demo_generator
+from stylecore.engine.demo import DEMO_KWARGS, build_demo_domain, build_demo_generator
 from stylecore.networks.layers import reduced_precision
-from stylecore.engine.reachability import UNPROBED, Reachability
+from stylecore.engine.reachability import UNPROBED, BackgroundProbe, Reachability
 from stylecore.engine.zoo import ModelCard, Zoo
 
 from stylecore.progress import Progress, from_bytes, report
@@ -118,7 +118,24 @@ class ModelManager:
         self._locks: dict[Hashable, threading.Lock] = {}
         self._state_lock = threading.Lock()
         self.load_count: dict[Hashable, int] = {}
-        self.reachability: Reachability = UNPROBED  # the app sets what its start-up probe found
+        self._reachability: Union[Reachability, BackgroundProbe] = UNPROBED
+
+    @property
+    def reachability(self) -> Reachability:
+        """What the app's start-up probe found: PROBING while it still runs, UNPROBED when there is none
+        (a manager outside the app), which the tab defaults read as "open on the demo networks"."""
+        source = self._reachability
+        return source.result() if isinstance(source, BackgroundProbe) else source
+
+    @reachability.setter
+    def reachability(self, value: Union[Reachability, BackgroundProbe]) -> None:
+        """The probe's answer, or the probe itself while it runs in the background."""
+        self._reachability = value
+
+    def settled_reachability(self) -> Reachability:
+        """`reachability` once a probe still running has answered (waiting at most as long as it may take)."""
+        source = self._reachability
+        return source.result(None) if isinstance(source, BackgroundProbe) else source
 
     def _key_lock(self, key: Hashable) -> threading.Lock:
         with self._state_lock:
@@ -183,7 +200,8 @@ class ModelManager:
     def _load(self, card: ModelCard, progress: Progress) -> LoadedModel:
         start = time.perf_counter()
         if card.format == "builtin":
-            G = build_demo_generator(card.architecture if card.architecture in DEMO_KWARGS else "stylegan2")
+            G = build_demo_domain(card.id) if card.base else \
+                build_demo_generator(card.architecture if card.architecture in DEMO_KWARGS else "stylegan2")
             G = G.to(self.device).eval().requires_grad_(False)
             info = {"source": "built-in demo network with random weights (untrained)"}
         else:

@@ -41,6 +41,10 @@ class Prefetch:
             self._thread.join(timeout)
 
     @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    @property
     def done(self) -> bool:
         return self._thread is not None and not self._thread.is_alive()
 
@@ -59,7 +63,8 @@ class Prefetch:
             try:
                 hub.fetch(card, progress=report)
             except ModelUnavailable as exc:
-                self._set(card, f"not available ({exc.reason}); it will be fetched on first use")
+                later = "tried again on first use" if exc.kind == "offline" else "fetched on first use"
+                self._set(card, f"not available ({exc.reason}); it will be {later}")
             except Exception as exc:  # a background thread must never take the app down
                 self._set(card, f"failed ({type(exc).__name__}: {exc}); it will be fetched on first use")
             else:

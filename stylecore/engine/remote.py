@@ -7,16 +7,29 @@ The bottom of the download stack: `stylecore.engine.downloads` fetches https fil
 
 `entry_problems` is the one check of card fields: the dataclasses run it on themselves, and the
 models-file reader on each raw entry, so a file and the code can never disagree on what is valid.
+
+A `FileRole` says what a file is to the user and how to do without downloading it: a generator is
+added by path, an encoder replaced by an optimisation method, CLIP chosen in the StyleCLIP tab... so
+that a `ModelUnavailable` names the thing and offers the remedy that fits it.
+
+Every fetcher asks two things before it goes to the network: is offline mode on (`offline_mode`), and
+did the server fail to answer moments ago (`known_unreachable`: the last answers of the start-up probe,
+of downloads and of `stylecore.engine.online`'s quick checks, kept here). Either way it fails at once.
 """
 from __future__ import annotations
 
 import difflib
 import os
 import re
+import threading
+import time
+import urllib.parse
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping, Optional
 
-__all__ = ["RemoteFile", "ModelUnavailable", "entry_problems", "offline_mode", "truthy", "ID_RE", "REPO_TYPES"]
+__all__ = ["RemoteFile", "ModelUnavailable", "FileRole", "FILE", "GENERATOR", "ENCODER", "ServerAnswer",
+           "RECHECK_AFTER", "entry_problems", "offline_mode", "truthy", "record_answer", "last_answer",
+           "known_unreachable", "forget_answers", "ID_RE", "REPO_TYPES"]
 
 REPO_TYPES = ("model", "dataset", "space")
 ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -76,6 +89,74 @@ def offline_mode() -> bool:
     return truthy(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE"))
 
 
+# ---------------------------------------------------------------------------------------------
+# what servers answered lately
+
+RECHECK_AFTER = 30.0  # seconds a "could not be reached" is trusted before the server is tried again
+
+
+@dataclass(frozen=True)
+class ServerAnswer:
+    """The last answer about one server: reached or not, why not (in the socket's words), and when
+    (time.monotonic())."""
+
+    up: bool
+    reason: str
+    at: float
+
+
+_answers: dict[str, ServerAnswer] = {}
+_answers_lock = threading.Lock()
+
+
+def _server(url: str) -> str:
+    """The server a URL names, as the answers are kept: scheme://host:port."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
+def record_answer(url: str, reason: Optional[str]) -> None:
+    """Remember that the server of `url` was reached (`reason` None) or could not be, and why."""
+    with _answers_lock:
+        _answers[_server(url)] = ServerAnswer(reason is None, reason or "", time.monotonic())
+
+
+def last_answer(url: str) -> Optional[ServerAnswer]:
+    """The last answer about the server of `url`, however old; None when it was never tried."""
+    with _answers_lock:
+        return _answers.get(_server(url))
+
+
+def known_unreachable(url: str) -> Optional[str]:
+    """Why the server of `url` could not be reached, when that was found less than RECHECK_AFTER seconds ago."""
+    answer = last_answer(url)
+    if answer is None or answer.up or time.monotonic() - answer.at >= RECHECK_AFTER:
+        return None
+    return answer.reason
+
+
+def forget_answers() -> None:
+    """Drop every server's last answer (tests; a fresh start)."""
+    with _answers_lock:
+        _answers.clear()
+
+
+@dataclass(frozen=True)
+class FileRole:
+    """What a downloadable file is, as errors name it (`noun`), and what to do when it cannot be
+    downloaded (`instead`: another way to supply it, or a way to work without it)."""
+
+    noun: str
+    instead: str
+
+
+FILE = FileRole("File", "download the file yourself and give its local path instead")
+GENERATOR = FileRole("Model", "pick a built-in demo network or a model that is already downloaded, or download "
+                     "the file yourself and add it with --models or a local path (see README 'Adding a model')")
+ENCODER = FileRole("Encoder", "choose an optimisation method (they need no download) or an encoder that is already "
+                   "downloaded, or download the .pt file yourself and give its path as the encoder")
+
+
 @dataclass(frozen=True)
 class RemoteFile:
     """One file the app downloads: `repo_id` + `filename` (a Hub file, at `revision`) or `url` (https).
@@ -99,6 +180,7 @@ class RemoteFile:
 
     describes = "file"  # what an error calls an invalid one
     local_ok = False  # whether a subclass's `local_path` may stand in for a download source
+    role = FILE  # what errors call it, and their remedy when it cannot be downloaded
 
     def __post_init__(self) -> None:
         problems = entry_problems({f.name: getattr(self, f.name) for f in fields(self)}, type(self))
@@ -160,14 +242,28 @@ class ModelUnavailable(Exception):
 
     `kind` is a stable code for callers ("offline", "repo-not-found", "gated", "file-not-found",
     "revision-not-found", "auth", "disk", "incomplete", "corrupt", "missing-local-file", "hub-error").
+    `advice` is what to do about this failure; with `otherwise`, the file's `role` adds how to do without
+    the download. `role` starts as the file's own and may be set by a caller that knows better what the
+    file is for (`stylecore.engine.hub.fetch(..., role=)`), so the message is composed when it is read.
     """
 
-    def __init__(self, file: RemoteFile, kind: str, reason: str, remedy: str):
+    def __init__(self, file: RemoteFile, kind: str, reason: str, advice: str, otherwise: bool = False):
         self.model_id = file.id
         self.repo_id = file.repo_id
         self.filename = file.filename
         self.revision = file.revision
+        self.where = file.where
         self.kind = kind
         self.reason = reason
-        self.remedy = remedy
-        super().__init__(f"Model '{file.id}' is not available: {reason}. File: {file.where}. To use it: {remedy}.")
+        self.advice = advice
+        self.otherwise = otherwise
+        self.role: FileRole = file.role
+        super().__init__(kind, reason)
+
+    @property
+    def remedy(self) -> str:
+        return f"{self.advice}, or {self.role.instead}" if self.otherwise else self.advice
+
+    def __str__(self) -> str:
+        return (f"{self.role.noun} '{self.model_id}' is not available: {self.reason}. File: {self.where}. "
+                f"To use it: {self.remedy}.")

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from stylecore.engine.downloads import allow_hosts
-from stylecore.engine.remote import ID_RE, RemoteFile, entry_problems
+from stylecore.engine.remote import ENCODER, GENERATOR, ID_RE, RemoteFile, entry_problems
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -60,7 +60,7 @@ else:  # Python 3.10: the same parser, packaged as tomli (a requirement there)
     import tomli as tomllib
 
 __all__ = [
-    "ModelCard", "Zoo", "UnknownModelError", "ModelsFileError", "BUILTIN_CARDS", "BUILTIN_ENCODERS",
+    "ModelCard", "EncoderCard", "Zoo", "UnknownModelError", "ModelsFileError", "BUILTIN_CARDS", "BUILTIN_ENCODERS",
     "BUILTIN_FILES", "BUILTIN_CARDS_FILE", "ENV_VAR", "ARCHITECTURES", "FORMATS", "builtin_file", "parse_spec",
     "read_models_file",
 ]
@@ -102,9 +102,11 @@ class ModelCard(RemoteFile):
     local_path: Optional[str] = None
     c_dim: int = 0
     force_fp32: bool = False
+    base: str = ""  # a domain generator (StyleGAN-NADA): the id of the generator it was fine-tuned from
 
     describes = "model card"
     local_ok = True
+    role = GENERATOR
 
     @classmethod
     def value_problems(cls, values: Mapping[str, Any], complete: bool) -> list[str]:
@@ -130,6 +132,15 @@ class ModelCard(RemoteFile):
     @property
     def where(self) -> str:
         return self.local_path or super().where
+
+
+@dataclass(frozen=True)
+class EncoderCard(ModelCard):
+    """A released encoder (pSp, e4e) from the built-in cards file: a ModelCard whose errors speak of an
+    encoder and offer an encoder's remedies."""
+
+    describes = "encoder card"
+    role = ENCODER
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,7 +360,8 @@ _BUILTIN = _read_tables(BUILTIN_CARDS_FILE, tuple(_TABLES))
 BUILTIN_CARDS: tuple[ModelCard, ...] = tuple(_new(ModelCard, entry) for entry in _BUILTIN["models"])
 # (card, kind) of each released encoder: kept out of the generator list (see stylecore.inversion.encoder_cards)
 BUILTIN_ENCODERS: tuple[tuple[ModelCard, str], ...] = tuple(
-    (_new(ModelCard, {k: v for k, v in entry.items() if k != "kind"}), entry["kind"]) for entry in _BUILTIN["encoders"])
+    (_new(EncoderCard, {k: v for k, v in entry.items() if k != "kind"}), entry["kind"])
+    for entry in _BUILTIN["encoders"])
 BUILTIN_FILES: tuple[RemoteFile, ...] = tuple(_new(RemoteFile, entry) for entry in _BUILTIN["files"])
 
 
@@ -448,6 +460,14 @@ class Zoo:
 
     def cards(self) -> list[ModelCard]:
         return list(self._cards.values())
+
+    def domains_of(self, base_id: str) -> list[ModelCard]:
+        """The domain generators fine-tuned from `base_id` (StyleGAN-NADA), in the cards' order."""
+        return [card for card in self._cards.values() if card.base and card.base == base_id]
+
+    def domain_bases(self) -> list[str]:
+        """The generators that have domain generators, in the cards' order."""
+        return [card.id for card in self._cards.values() if self.domains_of(card.id)]
 
     def ids(self) -> list[str]:
         return list(self._cards)

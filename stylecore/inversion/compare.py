@@ -204,6 +204,7 @@ class Comparison:
     results: list[InversionResult]
     planned: int  # methods asked for
     random_lpips: bool  # LPIPS on a random VGG16 backbone: values not comparable with published ones
+    lpips_note: str = ""  # why LPIPS is random (asked for, or the pretrained backbone could not be downloaded)
 
     @property
     def stopped(self) -> bool:
@@ -211,8 +212,9 @@ class Comparison:
 
     @property
     def notes(self) -> list[str]:
-        """The results' notes (and their encoder starts'), each once."""
+        """The results' notes (and their encoder starts'), each once, then the LPIPS note when LPIPS is random."""
         notes = [r.note for r in self.results] + [r.start.note for r in self.results if r.start]
+        notes.append(self.lpips_note if self.random_lpips else "")
         return list(dict.fromkeys(note for note in notes if note))
 
 
@@ -234,7 +236,7 @@ def compare_on(manager: ModelManager, model: LoadedModel, image: np.ndarray, met
     results = run_methods(model.G, image, methods, lpips_net, managed_encoders(manager, model.device),
                           force_fp32=model.force_fp32, progress=progress, should_stop=should_stop, stats=stats,
                           schedule=chosen)
-    return Comparison(results, len(methods), lpips_net.random_backbone)
+    return Comparison(results, len(methods), lpips_net.random_backbone, lpips_net.backbone_note)
 
 
 @torch.no_grad()

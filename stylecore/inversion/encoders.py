@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from stylecore.formats.errors import CheckpointError
 
 __all__ = ["EncoderModel", "RestyleStep", "load_encoder", "encode", "decode", "restyle", "average_image",
-           "preprocess", "KINDS", "SUPPORTED_ENCODER_TYPES"]
+           "preprocess", "prepare_images", "KINDS", "SUPPORTED_ENCODER_TYPES"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 StepProgress = Callable[[int, int, str], None]
@@ -265,21 +265,26 @@ def preprocess(model: EncoderModel, images: Any) -> torch.Tensor:
     Accepts [N, 3, H, W] (or [N, H, W, 3], or one image without N) as a tensor or array, uint8
     (0..255, as ToTensor + Normalize(0.5, 0.5) would see them) or float already in [-1, 1].
     """
+    channels = 3 if model.iterative else model.input_nc
+    return prepare_images(images, channels, model.input_size, model.device)
+
+
+def prepare_images(images: Any, channels: int, size: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """`preprocess` for any encoder (HyperStyle's too): `channels`-channel images at `size` on `device`."""
     x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
     if x.ndim == 3:
         x = x.unsqueeze(0)
     if x.ndim != 4:
         raise ValueError(f"images must be [N, 3, H, W]; got shape {list(x.shape)}")
-    channels = 3 if model.iterative else model.input_nc
     if x.shape[1] != channels and x.shape[-1] == channels:
         x = x.permute(0, 3, 1, 2)
     if x.shape[1] != channels:
         raise ValueError(f"images must have {channels} channels; got shape {list(x.shape)}")
     is_uint8 = x.dtype == torch.uint8
-    x = x.to(model.device, torch.float32)
-    if tuple(x.shape[-2:]) != model.input_size:
+    x = x.to(device, torch.float32)
+    if tuple(x.shape[-2:]) != tuple(size):
         scale = 255.0 if is_uint8 else 1.0
-        x = F.interpolate(x / scale, size=model.input_size, mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(x / scale, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
         x = (x * 255.0).round().clamp(0, 255) if is_uint8 else x  # PIL resizes the uint8 image itself
     return (x / 255.0 - 0.5) / 0.5 if is_uint8 else x
 

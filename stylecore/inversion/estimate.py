@@ -126,8 +126,8 @@ def estimate(manager: ModelManager, model: LoadedModel, specs: Sequence[MethodSp
                     if stages.coarse_steps else f"{full:.2f} s/step at {G.img_resolution} px")
             if schedule.coarse and stages.size is None:
                 cost += " (no coarse-to-fine for this network: every step at full resolution)"
-            lines.append(f"{found.label}: {_duration(seconds)} ({spec.steps} steps, {cost})")
+            lines.append(f"{found.short}: {_duration(seconds)} ({spec.steps} steps, {cost})")
         else:
-            lines.append(f"{found.label}: {_duration(seconds)} ({spec.iterations} pass(es))")
+            lines.append(f"{found.short}: {_duration(seconds)} ({spec.iterations} pass(es))")
         total += seconds
     return Estimate(total, lines)

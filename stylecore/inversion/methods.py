@@ -101,10 +101,12 @@ Runner = Callable[[Job, MethodSpec, Progress], "InversionResult"]
 
 @dataclass(frozen=True)
 class Method:
-    """An inversion method: `kind` is its short name (API, CLI), `label` what the tab shows."""
+    """An inversion method: `kind` is its name in the API and CLI, `label` what the method list shows,
+    `short` what results are tagged with (table rows, legend entries, captions: short enough to fit)."""
 
     kind: str
     label: str
+    short: str
     steps: Optional[Budget]  # optimisation steps; None for a method that only encodes
     uses_encoder: bool
     run: Runner
@@ -139,15 +141,15 @@ def _run_hybrid(job: Job, spec: MethodSpec, progress: Progress) -> InversionResu
 
 
 METHODS: dict[str, Method] = {m.kind: m for m in (
-    Method("w", "W optimisation (official projector)",
+    Method("w", "W optimisation (official projector)", "W",
            Budget("W steps", 1, MAX_STEPS, default=300, full=1000, note="official: 1000"),
            uses_encoder=False, run=_run_w),
-    Method("wplus", "W+ optimisation (Image2StyleGAN)",
+    Method("wplus", "W+ optimisation (Image2StyleGAN)", "W+",
            Budget("W+ steps", 1, MAX_STEPS, default=300, full=1000, note="paper: 5000"),
            uses_encoder=False, run=_run_wplus),
-    Method("encoder", "Encoder (pSp / e4e / ReStyle)", None, uses_encoder=True, run=_run_encoder),
-    Method("hybrid", "Hybrid (encoder + W+ optimisation)", Budget("Hybrid steps", 1, MAX_STEPS, default=100, full=100),
-           uses_encoder=True, run=_run_hybrid),
+    Method("encoder", "Encoder (pSp / e4e / ReStyle)", "encoder", None, uses_encoder=True, run=_run_encoder),
+    Method("hybrid", "Hybrid (encoder + W+ optimisation)", "hybrid",
+           Budget("Hybrid steps", 1, MAX_STEPS, default=100, full=100), uses_encoder=True, run=_run_hybrid),
 )}
 METHOD_KINDS = tuple(METHODS)
 

@@ -33,9 +33,9 @@ from stylecore.networks.private import with_tensors
 from stylecore.perception.metrics import LpipsTarget
 from stylecore.progress import Progress, ShouldStop, stop_requested
 
-__all__ = ["ProjectorConfig", "WPlusConfig", "InversionResult", "WStats", "target_tensor", "w_stats", "projector_lr",
-           "projector_w_noise_scale", "noise_regularization", "synthesize", "render", "project_w", "project_wplus", "hybrid",
-           "codes_result"]
+__all__ = ["ProjectorConfig", "WPlusConfig", "InversionResult", "WStats", "StepLog", "Distances", "check_target",
+           "target_tensor", "w_stats", "projector_lr", "projector_w_noise_scale", "noise_regularization", "synthesize",
+           "render", "project_w", "project_wplus", "hybrid", "codes_result"]
 
 
 @dataclass(frozen=True)
@@ -170,23 +170,31 @@ def render(G: torch.nn.Module, ws: torch.Tensor, tensors: Optional[dict[str, tor
     return synthesize(synthesis, ws, force_fp32, stop_at)
 
 
-class _Reporter:
-    """Progress at most ~10 times a second, and the stop check, for one optimisation loop."""
+class StepLog:
+    """One optimisation loop's record (loss and synthesis resolution per step, whether it was stopped),
+    its progress at most ~10 times a second, and the stop check."""
 
     def __init__(self, label: str, steps: int, progress: Progress, should_stop: ShouldStop):
         self.label, self.steps, self.progress, self.should_stop = label, steps, progress, should_stop
         self.last = 0.0
+        self.losses: list[float] = []
+        self.resolutions: list[int] = []
+        self.cancelled = False
 
-    def step(self, i: int, loss: float, resolution: int) -> bool:
+    def record(self, step: int, loss: torch.Tensor, resolution: int) -> bool:
+        """Note a finished step; True when the loop should stop now (the user asked to)."""
+        self.losses.append(float(loss.detach()))
+        self.resolutions.append(resolution)
         now = time.perf_counter()
-        if self.progress is not None and (now - self.last > 0.1 or i + 1 == self.steps):
+        if self.progress is not None and (now - self.last > 0.1 or step + 1 == self.steps):
             self.last = now
-            self.progress((i + 1) / self.steps,
-                          f"{self.label}: step {i + 1} of {self.steps} at {resolution} px, loss {loss:.4f}")
-        return stop_requested(self.should_stop)
+            self.progress((step + 1) / self.steps, f"{self.label}: step {step + 1} of {self.steps} at {resolution} "
+                                                  f"px, loss {self.losses[-1]:.4f}")
+        self.cancelled = stop_requested(self.should_stop)
+        return self.cancelled
 
 
-class _Distances:
+class Distances:
     """LPIPS to the target at each resolution a run's steps use (the coarse one from the target
     area-downsampled to match), and the pixel target there."""
 
@@ -202,7 +210,7 @@ class _Distances:
         return F.mse_loss(img.float(), self.targets[img.shape[-1]])
 
 
-def _check(G: torch.nn.Module, target: torch.Tensor, steps: int) -> None:
+def check_target(G: torch.nn.Module, target: torch.Tensor, steps: int) -> None:
     if G.architecture == "stylenerf":
         raise ValueError("inversion works with StyleGAN2 and StyleGAN3 models; StyleNeRF models are not supported")
     R = G.img_resolution
@@ -226,7 +234,7 @@ def project_w(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Modu
     Returns the final w broadcast to [1, num_ws, w_dim], the image rendered with the optimised noise
     maps (also returned, by buffer name), and LPIPS + weighted noise regulariser per step.
     """
-    _check(G, target, config.steps)
+    check_target(G, target, config.steps)
     start = time.perf_counter()
     device = target.device
     gen = torch.Generator(device=device).manual_seed(config.seed)
@@ -240,11 +248,8 @@ def project_w(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Modu
     synthesis = with_tensors(G.synthesis, noise)
     optimizer = torch.optim.Adam(params, betas=(0.9, 0.999), lr=config.initial_learning_rate)
     stages = Stages(G, schedule, config.steps)
-    distances = _Distances(lpips_net, target, stages)
-    reporter = _Reporter("W projection", config.steps, progress, should_stop)
-    losses: list[float] = []
-    resolutions: list[int] = []
-    cancelled = False
+    distances = Distances(lpips_net, target, stages)
+    log = StepLog("W projection", config.steps, progress, should_stop)
     for step in range(config.steps):
         t = step / config.steps
         for group in optimizer.param_groups:
@@ -263,18 +268,15 @@ def project_w(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Modu
             for n in noise.values():
                 n -= n.mean()
                 n *= n.square().mean().rsqrt()
-        losses.append(float(loss.detach()))
-        resolutions.append(stages.resolution(step))
-        if reporter.step(step, losses[-1], resolutions[-1]):
-            cancelled = True
+        if log.record(step, loss, stages.resolution(step)):
             break
     with torch.no_grad():
         ws = w_opt.detach().repeat(1, G.num_ws, 1)
         final_noise = {k: v.detach() for k, v in noise.items()}
         image = to_uint8(synthesize(synthesis, ws, force_fp32))[0]
-    return InversionResult("W optimisation (projector)", "W", ws.cpu(), image, losses, time.perf_counter() - start,
-                           len(losses), {k: v.cpu() for k, v in final_noise.items()}, cancelled=cancelled,
-                           resolutions=resolutions, note=stages.note("W optimisation"))
+    return InversionResult("W optimisation (projector)", "W", ws.cpu(), image, log.losses, time.perf_counter() - start,
+                           len(log.losses), {k: v.cpu() for k, v in final_noise.items()}, cancelled=log.cancelled,
+                           resolutions=log.resolutions, note=stages.note("W optimisation"))
 
 
 def project_wplus(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Module,
@@ -289,7 +291,7 @@ def project_wplus(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.
     then compares with the target downsampled to the coarse size).
     The noise maps stay the model's own.
     """
-    _check(G, target, config.steps)
+    check_target(G, target, config.steps)
     start = time.perf_counter()
     device = target.device
     if init_ws is None:
@@ -300,12 +302,9 @@ def project_wplus(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.
     ws_opt = init_ws.detach().to(device=device, dtype=torch.float32).clone().requires_grad_(True)
     optimizer = torch.optim.Adam([ws_opt], lr=config.learning_rate, betas=(0.9, 0.999), eps=1e-8)
     stages = Stages(G, schedule, config.steps)
-    distances = _Distances(lpips_net, target, stages)
+    distances = Distances(lpips_net, target, stages)
     label = method.split(" (")[0]
-    reporter = _Reporter(label, config.steps, progress, should_stop)
-    losses: list[float] = []
-    resolutions: list[int] = []
-    cancelled = False
+    log = StepLog(label, config.steps, progress, should_stop)
     for step in range(config.steps):
         for group in optimizer.param_groups:
             group["lr"] = config.learning_rate * stages.lr_scale(step)
@@ -314,16 +313,13 @@ def project_wplus(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.
         (grad,) = torch.autograd.grad(loss, [ws_opt])
         ws_opt.grad = grad
         optimizer.step()
-        losses.append(float(loss.detach()))
-        resolutions.append(stages.resolution(step))
-        if reporter.step(step, losses[-1], resolutions[-1]):
-            cancelled = True
+        if log.record(step, loss, stages.resolution(step)):
             break
     with torch.no_grad():
         ws = ws_opt.detach()
         image = to_uint8(render(G, ws, None, force_fp32))[0]
-    return InversionResult(method, "W+", ws.cpu(), image, losses, time.perf_counter() - start, len(losses),
-                           cancelled=cancelled, resolutions=resolutions, note=stages.note(label))
+    return InversionResult(method, "W+", ws.cpu(), image, log.losses, time.perf_counter() - start, len(log.losses),
+                           cancelled=log.cancelled, resolutions=log.resolutions, note=stages.note(label))
 
 
 def codes_result(G: torch.nn.Module, ws: torch.Tensor, method: str, seconds: float = 0.0,

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from stylecore.codes.generate import to_uint8
 from stylecore.codes.schedule import Schedule, Stages
-from stylecore.inversion.optimize import InversionResult, _check, _Distances, _Reporter, render, synthesize
+from stylecore.inversion.optimize import Distances, InversionResult, StepLog, check_target, render, synthesize
 from stylecore.networks.private import with_tensors
 from stylecore.perception.metrics import perceptual_input
 from stylecore.progress import Progress, ShouldStop
@@ -84,7 +84,7 @@ def tune(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Module, p
     `schedule` may run the early steps on the coarse image of a StyleGAN2 (stylecore.codes.schedule).
     The time reported includes the pivot's projection; `result.start` is the pivot itself.
     """
-    _check(G, target, config.steps)
+    check_target(G, target, config.steps)
     start = time.perf_counter()
     device = target.device
     pivot_ws = pivot.ws.to(device=device, dtype=torch.float32)
@@ -94,12 +94,9 @@ def tune(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Module, p
     synthesis = with_tensors(G.synthesis, weights)
     optimizer = torch.optim.Adam(list(weights.values()), lr=config.learning_rate)
     stages = Stages(G, schedule, config.steps)
-    distances = _Distances(lpips_net, target, stages)
+    distances = Distances(lpips_net, target, stages)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    reporter = _Reporter("Pivotal tuning", config.steps, progress, should_stop)
-    losses: list[float] = []
-    resolutions: list[int] = []
-    cancelled = False
+    log = StepLog("Pivotal tuning", config.steps, progress, should_stop)
     for step in range(config.steps):
         for group in optimizer.param_groups:
             group["lr"] = config.learning_rate * stages.lr_scale(step)
@@ -114,22 +111,17 @@ def tune(G: torch.nn.Module, target: torch.Tensor, lpips_net: torch.nn.Module, p
         for w, g in zip(weights.values(), grads):
             w.grad = g
         optimizer.step()
-        losses.append(float(loss.detach()))
-        resolutions.append(stages.resolution(step))
-        full_size = resolutions[-1] == G.img_resolution
-        if reporter.step(step, losses[-1], resolutions[-1]):
-            cancelled = True
+        if log.record(step, loss, stages.resolution(step)):
             break
-        if full_size and float(lpips.detach()) <= config.lpips_threshold:
+        if log.resolutions[-1] == G.img_resolution and float(lpips.detach()) <= config.lpips_threshold:
             break
     tuned = {name: w.detach() for name, w in weights.items()}
     with torch.no_grad():
         image = to_uint8(synthesize(synthesis, pivot_ws, force_fp32))[0]
-    result = InversionResult(f"PTI: {pivot.method} + pivotal tuning", "W + tuned weights", pivot.ws.clone(), image,
-                             losses, time.perf_counter() - start + pivot.seconds, len(losses), cancelled=cancelled,
-                             resolutions=resolutions, start=pivot, note=stages.note("Pivotal tuning"),
-                             weights={name: w.cpu() for name, w in tuned.items()})
-    return result
+    return InversionResult(f"PTI: {pivot.method} + pivotal tuning", "W + tuned weights", pivot.ws.clone(), image,
+                           log.losses, time.perf_counter() - start + pivot.seconds, len(log.losses),
+                           cancelled=log.cancelled, resolutions=log.resolutions, start=pivot,
+                           note=stages.note("Pivotal tuning"), weights={name: w.cpu() for name, w in tuned.items()})
 
 
 def _locality_loss(G: torch.nn.Module, tuned_synthesis: torch.nn.Module, pivot_ws: torch.Tensor,

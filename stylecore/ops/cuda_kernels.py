@@ -7,8 +7,12 @@ background and the torch ops serve until they are done. `fast` waits for them in
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
 import sys
 import threading
+from pathlib import Path
+from types import ModuleType
 from typing import Callable, Optional
 
 import torch
@@ -55,6 +59,27 @@ class KernelGate:
 
 
 GATE = KernelGate()  # its preparation is installed by stylecore.ops (kernel_check compares with the ops)
+KERNELS_DIR = Path(__file__).resolve().parents[2] / "kernels"  # the checkout's; not part of an installed stylecore
+
+
+@functools.lru_cache(maxsize=None)
+def checkout_kernels() -> Optional[ModuleType]:
+    """The checkout's kernels/ package, found by its path (so also for `pip install -e .` run from another
+    folder, and never PyPI's unrelated package of the same name); None, with a one-line notice, when this
+    stylecore was installed without it."""
+    init = KERNELS_DIR / "__init__.py"
+    loaded = sys.modules.get("kernels")
+    if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() == init:
+        return loaded
+    if not init.is_file():
+        print("stylecore: CUDA kernels not used (kernels/ comes with the checkout, not with an installed "
+              "stylecore); using the torch ops", file=sys.stderr, flush=True)
+        return None
+    spec = importlib.util.spec_from_file_location("kernels", init, submodule_search_locations=[str(KERNELS_DIR)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["kernels"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def cuda_kernel_ops(x: torch.Tensor):
@@ -64,9 +89,8 @@ def cuda_kernel_ops(x: torch.Tensor):
     impl = current_impl()
     if impl not in ("fast", "auto"):
         return None
-    import kernels
-
-    if not kernels.enabled() or not GATE.usable(x.device, wait=impl == "fast"):
+    kernels = checkout_kernels()
+    if kernels is None or not kernels.enabled() or not GATE.usable(x.device, wait=impl == "fast"):
         return None
     from kernels import ops as kernel_ops
 

@@ -54,7 +54,11 @@ def self_check(kernel_ops, device: torch.device) -> Optional[str]:
 
 def prepare_cuda(device: torch.device) -> Optional[str]:
     """None when the kernels are built for `device` and pass the self-check, else why not."""
-    import kernels
+    from stylecore.ops.cuda_kernels import checkout_kernels
+
+    kernels = checkout_kernels()
+    if kernels is None:
+        return "kernels/ is not installed"
     from kernels import ops as kernel_ops
 
     if not kernels.cuda_ready(device):

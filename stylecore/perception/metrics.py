@@ -4,11 +4,15 @@ LPIPS comes from the `lpips` package, which ships its linear heads but would fet
 backbone from torchvision's download site. We build it with the backbone untrained and load
 torchvision's ImageNet VGG16 weights from the Hub copy `timm/vgg16.tv_in1k` through
 `stylecore.engine.hub`, so a Space needs no download site besides the Hub. `build_lpips(False)` keeps
-the random backbone (tests, offline demos); STYLECORE_LPIPS_BACKBONE may name a local
-.safetensors file, or "random". The network is kept by the model manager (`shared_lpips`), never here.
+the random backbone (tests, benchmarks); STYLECORE_LPIPS_BACKBONE may name a local .safetensors file,
+or "random". When the Hub copy cannot be had (offline, Hub unreachable), the random backbone stands in,
+so inversion still runs offline: the module then has `random_backbone` True and `backbone_note` says
+why, for the results to state that their LPIPS is not the published one. The network is kept by the
+model manager (`shared_lpips`), never here.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import warnings
@@ -18,17 +22,25 @@ from typing import TYPE_CHECKING, Optional, Union
 import torch
 import torch.nn.functional as F
 
+from stylecore.engine.remote import FileRole, ModelUnavailable
 from stylecore.engine.zoo import builtin_file
 from stylecore.progress import ByteProgress
 
 if TYPE_CHECKING:
     from stylecore.engine.manager import ModelManager
 
-__all__ = ["VGG16_CARD", "ENV_BACKBONE", "build_lpips", "lpips_from_env", "shared_lpips", "load_vgg16_backbone",
-           "LpipsTarget", "lpips_distance", "mse", "psnr", "image_metrics", "perceptual_input"]
+__all__ = ["VGG16_CARD", "ENV_BACKBONE", "LPIPS_ROLE", "build_lpips", "lpips_from_env", "shared_lpips",
+           "load_vgg16_backbone", "LpipsTarget", "lpips_distance", "mse", "psnr", "image_metrics", "perceptual_input"]
 
 ENV_BACKBONE = "STYLECORE_LPIPS_BACKBONE"
 VGG16_CARD = builtin_file("lpips-vgg16-backbone")
+LPIPS_ROLE = FileRole("LPIPS backbone", f"download {VGG16_CARD.filename} of {VGG16_CARD.repo_id} yourself and set "
+                      f"{ENV_BACKBONE} to its path, or set {ENV_BACKBONE}=random for an untrained backbone (what "
+                      "inversion uses by itself when the download fails; its LPIPS values are then not comparable "
+                      "with published ones)")
+RANDOM_BY_CHOICE = (f"LPIPS uses an untrained (random) VGG16 backbone, as {ENV_BACKBONE}=random asks: its values "
+                    "are not comparable with published ones")
+_log = logging.getLogger(__name__)
 # lpips' VGG16 keeps torchvision's layer indices inside five slices: features.N -> net.slice{k}.N
 _SLICES = ((1, range(0, 4)), (2, range(4, 9)), (3, range(9, 16)), (4, range(16, 23)), (5, range(23, 30)))
 _FEATURE_KEY = re.compile(r"^(?:model\.|module\.)?features\.(\d+)\.(weight|bias)$")
@@ -83,32 +95,67 @@ def build_lpips(pretrained: bool = True, backbone: Optional[Union[str, Path]] = 
     """
     import lpips
 
+    if pretrained and backbone is None:  # first: a download that fails should not wait for the build
+        backbone = _hub_backbone(progress)
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")  # torchvision's notices about its deprecated `pretrained` flag
         torch.manual_seed(seed)
         model = lpips.LPIPS(net="vgg", pretrained=True, pnet_rand=True, verbose=False)
     if pretrained:
-        if backbone is None:
-            from stylecore.engine import hub
-
-            backbone = hub.fetch(VGG16_CARD, progress=progress)
         load_vgg16_backbone(model, backbone)
     model.random_backbone = not pretrained
+    model.backbone_note = "" if pretrained else "LPIPS uses an untrained (random) VGG16 backbone"
     return model.eval().requires_grad_(False)
+
+
+def _hub_backbone(progress: ByteProgress) -> Path:
+    """The Hub copy of the VGG16 weights, downloaded once into the Hub cache."""
+    from stylecore.engine import hub
+
+    return hub.fetch(VGG16_CARD, progress=progress, role=LPIPS_ROLE)
+
+
+def _chosen_backbone(progress: ByteProgress) -> tuple[Optional[Path], str]:
+    """The backbone file STYLECORE_LPIPS_BACKBONE picks (a path; unset: the Hub copy, downloaded once), or
+    None for the random one, with the note that says why it is random."""
+    choice = os.environ.get(ENV_BACKBONE, "").strip()
+    if choice.lower() == "random":
+        return None, RANDOM_BY_CHOICE
+    if choice:
+        return Path(choice), ""
+    try:
+        return _hub_backbone(progress), ""
+    except ModelUnavailable as exc:
+        return None, ("LPIPS uses an untrained (random) VGG16 backbone, so its values are not comparable with "
+                      f"published ones: the pretrained one could not be downloaded ({exc.reason})")
+
+
+def _built(backbone: Optional[Path], note: str) -> torch.nn.Module:
+    if backbone is not None:
+        return build_lpips(pretrained=True, backbone=backbone)
+    if note != RANDOM_BY_CHOICE:
+        _log.warning(note)
+    model = build_lpips(pretrained=False)
+    model.backbone_note = note
+    return model
 
 
 def lpips_from_env(device: Union[str, torch.device] = "cpu", progress: ByteProgress = None) -> torch.nn.Module:
     """An LPIPS module on `device` with the backbone STYLECORE_LPIPS_BACKBONE picks ("random", a
-    .safetensors path, or unset for the Hub copy); built anew on each call."""
-    choice = os.environ.get(ENV_BACKBONE, "").strip()
-    if choice.lower() == "random":
-        return build_lpips(pretrained=False).to(device)
-    return build_lpips(pretrained=True, backbone=choice or None, progress=progress).to(device)
+    .safetensors path, or unset for the Hub copy, or the random one when that cannot be downloaded);
+    built anew on each call."""
+    return _built(*_chosen_backbone(progress)).to(device)
 
 
 def shared_lpips(manager: ModelManager, progress: ByteProgress = None) -> torch.nn.Module:
-    """The LPIPS module on the manager's device, built once and kept under its memory budget."""
-    return manager.resource(("lpips", "vgg", str(manager.device)), lambda: lpips_from_env(manager.device, progress))
+    """`lpips_from_env`'s module on the manager's device, built once and kept under its memory budget. The
+    backbone is looked up on every call (a cached file costs no request; an unreachable Hub none either, see
+    stylecore.engine.online) and a stand-in for a failed download is kept under a key of its own, so a run
+    after the network comes back gets the pretrained one."""
+    backbone, note = _chosen_backbone(progress)
+    stand_in = backbone is None and note != RANDOM_BY_CHOICE
+    key = ("lpips", "vgg", str(manager.device)) + (("stand-in",) if stand_in else ())
+    return manager.resource(key, lambda: _built(backbone, note).to(manager.device))
 
 
 def perceptual_input(img: torch.Tensor, size: int = 256) -> torch.Tensor:

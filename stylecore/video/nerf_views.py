@@ -10,7 +10,6 @@ uses a private generator, so concurrent requests never disturb each other or the
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Generator, Optional, Sequence, Union
@@ -158,7 +157,7 @@ def render_orbit_steps(G: torch.nn.Module, out_path: Union[str, Path], geometry_
     The file appears only when complete: closing the generator (Gradio's Stop) or setting
     `cancel` stops at the next frame and leaves nothing behind (`cancel` raises stylecore.progress.Cancelled).
     """
-    from stylecore.video.writer import Mp4Writer, check_free_space, estimated_bytes
+    from stylecore.video.writer import check_free_space, estimated_bytes, mp4_steps
 
     _require_stylenerf(G)
     settings.validate()
@@ -174,17 +173,10 @@ def render_orbit_steps(G: torch.nn.Module, out_path: Union[str, Path], geometry_
     ws = view_ws(G, geometry_seed, appearance_seed, settings)
     seed = geometry_seed + (appearance_seed or 0) if bg_seed is None else bg_seed
     codes = background_codes(G, seed, settings.bg_temperature)
-    start = time.perf_counter()
     if stop_requested(cancel):
         raise Cancelled("orbit video cancelled before it started")
-    with Mp4Writer(out_path, (res, res), fps) as writer:
-        for k, pose in enumerate(poses):
-            writer.write(render_ws(G, ws, pose, codes, force_fp32)[None])
-            if stop_requested(cancel):  # before yielding: a cancelled caller may never resume this generator
-                raise Cancelled("orbit video cancelled; no file was written")
-            rate = (k + 1) / max(time.perf_counter() - start, 1e-9)
-            yield (k + 1) / len(poses), f"rendered frame {k + 1} of {len(poses)} ({rate:.2f} frames/s)"
-    return out_path
+    images = (render_ws(G, ws, pose, codes, force_fp32) for pose in poses)
+    return (yield from mp4_steps(out_path, images, len(poses), fps, cancel))
 
 
 def render_orbit(G: torch.nn.Module, out_path: Union[str, Path], geometry_seed: int,

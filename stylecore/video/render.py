@@ -165,9 +165,9 @@ def plan_video(models: Models, settings: VideoSettings, limits: Optional[VideoLi
     transformed = settings.camera.moves or gen.translate != (0.0, 0.0) or gen.rotate_degrees != 0
     for panel in panels:
         gen.validate(panel.G)
-        if transformed and not is_stylegan3(panel.G):
-            raise ValueError(f"camera paths move StyleGAN3's input grid; {panel.label or 'a model'} is StyleGAN2: "
-                             "pick a StyleGAN3 model, or turn off the camera path or side by side")
+    if transformed and not any(is_stylegan3(p.G) for p in panels):  # side by side: StyleGAN2 panels stay still
+        raise ValueError(f"camera paths move StyleGAN3's input grid; {panels[-1].label or 'the model'} is StyleGAN2: "
+                         "pick a StyleGAN3 model, or turn off the camera path")
     if settings.space == "z" and len({p.G.z_dim for p in panels}) > 1:
         raise ValueError("walking in z side by side needs models with the same z size; walk in w instead")
     keys = _keyframe_count(settings, panels, limits)

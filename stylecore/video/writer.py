@@ -8,15 +8,20 @@ ffmpeg passes (palette, then dithering), so no frame is ever buffered in memory.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import shutil
 import subprocess
+import time
+from collections.abc import Generator, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Optional, Union
 
 import numpy as np
+
+from stylecore.progress import Cancelled, ShouldStop, stop_requested
 
 GIF_MAX_FPS = 30  # browsers slow down GIF frame delays under 2/100 s; 30 fps stays well clear
 MP4_BYTES_PER_PIXEL = 0.1  # generous upper bound for CRF 18 H.264 of generated images (about 1/30 of raw)
@@ -143,6 +148,27 @@ class Mp4Writer:
                     except OSError:
                         pass
             temp.unlink(missing_ok=True)
+
+
+def mp4_steps(path: Union[str, Path], frames: Iterable[np.ndarray], total: int, fps: float,
+              cancel: ShouldStop = None) -> Generator[tuple[float, str], None, Path]:
+    """Write images [H, W, 3] to an MP4 at `path` as they are made, yielding (fraction, message) after
+    each of the `total`; returns the path. The file appears only when complete: `cancel` (checked after
+    each frame, before yielding: a cancelled caller may never resume this generator) raises Cancelled
+    and leaves nothing behind, as does closing the generator."""
+    images = iter(frames)
+    first = next(images, None)
+    if first is None:
+        raise ValueError("no frames to write")
+    start = time.perf_counter()
+    with Mp4Writer(path, (first.shape[1], first.shape[0]), fps) as writer:
+        for k, frame in enumerate(itertools.chain([first], images)):
+            writer.write(frame[None])
+            if stop_requested(cancel):
+                raise Cancelled("the video was stopped; no file was written")
+            rate = (k + 1) / max(time.perf_counter() - start, 1e-9)
+            yield (k + 1) / total, f"rendered frame {k + 1} of {total} ({rate:.2f} frames/s)"
+    return Path(path)
 
 
 def mp4_to_gif(mp4: Union[str, Path], gif: Union[str, Path], max_side: int = 512, fps: Optional[float] = None) -> Path:

@@ -1,0 +1,185 @@
+"""Retrieve tab: part-aware retrieval (Retrieve in Style, Chong et al. 2021). For a face (a seed, a
+code file or the Inversion tab's result) and one or more of its parts, the closest images of a
+seeded gallery of the same model are found by comparing only the style channels that paint those
+parts; one of them can then give the face its version of the part (the Editing tab's local edit).
+Endpoints: /retrieve (the ranking) and /retrieve_transfer (the transfer).
+
+The simple view asks for the face, the parts and how many results; the closed Advanced section holds
+the gallery's size, variety and the part model's settings.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import gradio as gr
+
+from spaces.common import (
+    SEED_INFO,
+    code_from,
+    default_model,
+    edit_status,
+    listen,
+    offline_banner,
+    on_gpu,
+    progress_callback,
+    request_number,
+    required_int,
+    required_number,
+    required_seed,
+    shown,
+    user_errors,
+)
+from spaces.handoff import INVERSION_CODES, offered
+from stylecore.edit import resources
+from stylecore.edit.edits import PartEdit
+from stylecore.edit.local_edit import PALETTE, PALETTE_NAMES
+from stylecore.edit.retrieval import MAX_GALLERY
+from stylecore.engine.manager import LoadedModel, ModelManager
+from stylecore.codes.latents import seeds_to_ws
+
+SOURCES = [("a seed", "seed"), ("the Inversion tab's result", "inversion"), ("a code file (.npz)", "file")]
+GALLERY_SIZE, TOP, PARTS, PART_SAMPLES = "Gallery size", "Results", "Number of parts", "Images to learn parts from"
+MAX_TOP, MAX_PARTS, MAX_PART_SAMPLES = 32, len(PALETTE), 256
+
+
+def _parts(chosen: Any, k: int) -> list[int]:
+    values = [chosen] if isinstance(chosen, (int, float, str)) else list(chosen or [])
+    parts = [required_int(v, "part", 0, k - 1) for v in values]
+    if not parts:
+        raise ValueError("choose at least one part (see the part map)")
+    return parts
+
+
+def _picked(seeds: list[int], evt: gr.SelectData) -> Any:
+    """A click on a result picks it to borrow from."""
+    return seeds[evt.index] if 0 <= evt.index < len(seeds) else gr.skip()
+
+
+def _part_choices(k: int) -> list[tuple[str, int]]:
+    return [(f"{i}: {PALETTE_NAMES[i]}", i) for i in range(k)]
+
+
+class RetrievalTab:
+    """The Retrieve tab: its layout and its events /retrieve and /retrieve_transfer."""
+
+    def __init__(self, manager: ModelManager):
+        self.manager = manager
+        self.default = default_model(manager, "retrieve")
+
+    def _model(self, model_id: str, progress: gr.Progress) -> LoadedModel:
+        return self.manager.get(model_id or self.default, progress=progress_callback(progress))
+
+    def retrieve(self, model_id: str = "", source: str = "seed", seed: float = 0, truncation_psi: float = 0.7,
+                 code_file: Any = None, inversion_codes: Any = None, parts: Optional[list] = None,
+                 top: float = 8, gallery_size: float = 64, k: float = 8, part_samples: float = 64,
+                 event: gr.EventData = None, progress: gr.Progress = gr.Progress()):
+        """The gallery images nearest to the query in the chosen parts. Returns (query with its parts
+        coloured, results with their seeds and distances, the nearest seed, the part to borrow, status,
+        the results' seeds)."""
+        k = required_int(k, PARTS, 2, MAX_PARTS)
+        chosen = _parts(parts, k)
+        size = required_int(gallery_size, GALLERY_SIZE, 2, MAX_GALLERY)
+        top = required_int(top, TOP, 1, MAX_TOP)
+        samples = required_int(part_samples, PART_SAMPLES, 8, MAX_PART_SAMPLES)
+        psi = required_number(truncation_psi, "variety", -2, 2)
+        model = self._model(model_id, progress)
+        ws = code_from(model, source, seed, psi, 0, code_file, inversion_codes)
+        found = resources.retrieve(self.manager, model, ws, chosen, size, psi, top, k, samples,
+                                   progress_callback(progress))
+        results = [(shown(found.gallery.images[m.index], event), f"seed {m.seed}: distance {m.distance:.3f}")
+                   for m in found.matches]
+        seeds = [m.seed for m in found.matches]
+        names = ", ".join(f"{p} ({PALETTE_NAMES[p]})" for p in chosen)
+        status = (f"The {len(results)} images of {len(found.gallery)} (seeds {found.gallery.seeds[0]}-"
+                  f"{found.gallery.seeds[-1]}) whose part{'s' if len(chosen) > 1 else ''} {names} look most like the "
+                  f"query's. Click one to borrow a part from it.")
+        if model.untrained:
+            status += " The demo network is untrained: the parts carry no meaning."
+        return (shown(found.query_overlay, event), results, seeds[0],
+                gr.update(choices=_part_choices(k), value=chosen[0]), status, seeds)
+
+    def transfer(self, model_id: str = "", source: str = "seed", seed: float = 0, truncation_psi: float = 0.7,
+                 code_file: Any = None, inversion_codes: Any = None, reference_seed: float = 0, part: float = 0,
+                 k: float = 8, part_samples: float = 64, event: gr.EventData = None,
+                 progress: gr.Progress = gr.Progress()):
+        """Give the query a gallery image's (its seed's) version of one part, with the Editing tab's local
+        edit. Returns (before, after, status)."""
+        k = required_int(k, PARTS, 2, MAX_PARTS)
+        spec_part = required_int(part, "part", 0, k - 1)
+        samples = required_int(part_samples, PART_SAMPLES, 8, MAX_PART_SAMPLES)
+        psi = required_number(truncation_psi, "variety", -2, 2)
+        reference_seed = required_seed(reference_seed, "borrow from seed")
+        model = self._model(model_id, progress)
+        ws = code_from(model, source, seed, psi, 0, code_file, inversion_codes)
+        reference = seeds_to_ws(model.G, [reference_seed], psi, device=model.device)
+        spec = PartEdit(part=spec_part, reference=reference, k=k, samples=samples)
+        result = resources.edit(self.manager, model, ws, spec, progress_callback(progress))
+        return shown(result.before, event), shown(result.after, event), edit_status(model, result)
+
+    def _seconds(self, a: dict) -> float:
+        return 30 + 0.5 * request_number(a, "gallery_size", 64)
+
+    def layout(self) -> None:
+        """Lay out the tab in the current gr.Blocks and wire its events."""
+        manager, default = self.manager, self.default
+        retrieve = on_gpu(manager, default, seconds=self._seconds)(user_errors(self.retrieve))
+        transfer = on_gpu(manager, default, seconds=lambda a: 60)(user_errors(self.transfer))
+        inversion_codes = offered(INVERSION_CODES)
+
+        with gr.Tab("Retrieve", id="retrieve"):
+            offline_banner(manager)
+            gr.Markdown("Find the generated faces whose eyes, nose, hair ... look like this face's (Retrieve in "
+                        "Style), then borrow that part from one of them.")
+            with gr.Row():
+                with gr.Column(scale=1):
+                    model = gr.Dropdown(resources.part_models(manager.zoo), value=default, label="Model",
+                                        info="StyleGAN2 models (parts are found in their feature maps)")
+                    source = gr.Radio(SOURCES, value="seed", label="Face from")
+                    seed = gr.Number(value=0, precision=0, label="Seed", info=f"which face: {SEED_INFO}")
+                    code_file = gr.File(label="Code file (.npz)", file_types=[".npz"], visible=False, height=120)
+                    parts = gr.CheckboxGroup(_part_choices(8), value=[0], label="Parts to compare",
+                                             info="the colours of the part map shown after a search; several "
+                                                  "parts are compared together")
+                    top = gr.Slider(1, MAX_TOP, value=8, step=1, label=TOP, info="how many of the nearest images")
+                    go = gr.Button("Find similar faces", variant="primary")
+                    with gr.Accordion("Advanced", open=False):
+                        gallery_size = gr.Number(value=64, precision=0, label=GALLERY_SIZE,
+                                                 info=f"generated images searched, 2 to {MAX_GALLERY}; made once "
+                                                      "per model and kept")
+                        psi = gr.Slider(-1.0, 2.0, value=0.7, step=0.05, label="Variety",
+                                        info="truncation psi of the seeds (the face and the gallery): 1 = full "
+                                             "variety; lower = more typical")
+                        k = gr.Number(value=8, precision=0, label=PARTS, info=f"2 to {MAX_PARTS}: the parts the "
+                                                                                "model's images are divided into")
+                        part_samples = gr.Number(value=64, precision=0, label=PART_SAMPLES,
+                                                 info=f"8 to {MAX_PART_SAMPLES}; more: steadier parts, slower once")
+                with gr.Column(scale=2):
+                    with gr.Row():
+                        query = gr.Image(label="The face and its parts", type="numpy", format="png",
+                                         interactive=False, height=320)
+                        results = gr.Gallery(label="Nearest in the chosen parts", columns=4, height="auto",
+                                             format="png", object_fit="contain")
+                    status = gr.Markdown()
+                    with gr.Row():
+                        reference = gr.Number(value=0, precision=0, label="Borrow from seed",
+                                              info="a result's seed: click a result to pick it")
+                        part = gr.Dropdown(_part_choices(8), value=0, label="Part to borrow")
+                        borrow = gr.Button("Borrow this part", interactive=False)
+                    with gr.Row():
+                        before = gr.Image(label="Before", type="numpy", format="png", interactive=False, height=320)
+                        after = gr.Image(label="After", type="numpy", format="png", interactive=False, height=320)
+                    transfer_status = gr.Markdown()
+
+            listed = gr.State([])  # the seeds of the results, in the gallery's order
+            if inversion_codes is None:
+                inversion_codes = gr.State(None)
+            source.change(lambda s: gr.update(visible=s == "file"), [source], [code_file], api_visibility="private")
+            k.change(lambda n: gr.update(choices=_part_choices(int(n)) if str(n).isdigit() and 2 <= int(n) <=
+                                         MAX_PARTS else gr.skip()), [k], [parts], api_visibility="private")
+            code = [model, source, seed, psi, code_file, inversion_codes]
+            found = listen(go.click, retrieve, [*code, parts, top, gallery_size, k, part_samples],
+                           [query, results, reference, part, status, listed], status, api_name="retrieve")
+            found.then(lambda seeds: gr.update(interactive=bool(seeds)), [listed], [borrow], api_visibility="private")
+            results.select(_picked, [listed], [reference], api_visibility="private")
+            listen(borrow.click, transfer, [*code, reference, part, k, part_samples], [before, after, transfer_status],
+                   transfer_status, api_name="retrieve_transfer")
