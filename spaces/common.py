@@ -4,6 +4,7 @@ with every earlier result left in place (`listen`), through the API an error (gr
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 import inspect
 import logging
 import math
@@ -388,6 +389,37 @@ def code_from(model: LoadedModel, source: str, seed: Any, psi: Any, class_idx: A
         truncation_psi=required_number(psi, "truncation psi", -2, 2),
         class_idx=required_int(class_idx, "class", 0, G.c_dim - 1) if G.c_dim else None)
     return settings_ws(G, [required_seed(seed)], settings, model.device)
+
+
+CODE_SOURCES = [("a seed", "seed"), ("the Inversion tab's result", "inversion"), ("a code file (.npz)", "file")]
+
+
+@dataclass(frozen=True)
+class CodeSource:
+    """The controls that say which code a tab works on (see `code_from`); `inversion_codes` is the
+    Inversion tab's list of code files (a hidden empty value when that tab is not in the app)."""
+
+    source: Any
+    seed: Any
+    code_file: Any
+    inversion_codes: Any
+
+    def inputs(self, psi: Any) -> list:
+        """code_from's inputs after the model, with the truncation control `psi`, in its order."""
+        return [self.source, self.seed, psi, self.code_file, self.inversion_codes]
+
+
+def code_source() -> CodeSource:
+    """Lay out 'Face from' (a seed, the Inversion tab's result, a code file), the seed box and the
+    upload, which shows only when a file is the source."""
+    from spaces.handoff import INVERSION_CODES, offered
+
+    source = gr.Radio(CODE_SOURCES, value="seed", label="Face from")
+    seed = gr.Number(value=0, precision=0, label="Seed", info=f"which face: {SEED_INFO}")
+    code_file = gr.File(label="Code file (.npz)", file_types=[".npz"], visible=False, height=120)
+    source.change(lambda s: gr.update(visible=s == "file"), [source], [code_file], api_visibility="private")
+    codes = offered(INVERSION_CODES)
+    return CodeSource(source, seed, code_file, codes if codes is not None else gr.JSON(None, visible=False))
 
 
 class SessionStopFlags:

@@ -16,8 +16,8 @@ from typing import Any, Optional
 import gradio as gr
 
 from spaces.common import (
-    SEED_INFO,
     code_from,
+    code_source,
     default_model,
     listen,
     offline_banner,
@@ -29,7 +29,6 @@ from spaces.common import (
     shown,
     user_errors,
 )
-from spaces.handoff import INVERSION_CODES, offered
 from spaces.renders import StoppableRenders
 from stylecore.codes.generate import image_grid
 from stylecore.edit.domains import MAX_MORPH_FRAMES, morph_frames, render_through
@@ -37,7 +36,6 @@ from stylecore.video.writer import mp4_steps
 from stylecore.edit.resources import DomainModels, load_domains
 from stylecore.engine.manager import ModelManager
 
-SOURCES = [("a seed", "seed"), ("the Inversion tab's result", "inversion"), ("a code file (.npz)", "file")]
 MAX_DOMAINS = 8  # shown at once: each is a full generator in memory
 
 
@@ -74,7 +72,7 @@ class DomainsTab:
         ws = code_from(models.base, source, seed, truncation_psi, 0, code_file, inversion_codes)
         start = time.perf_counter()
         images = render_through([models.base.G] + [m.G for m in models.domains], ws, models.base.force_fp32)
-        names = [models.base.card.title] + [m.card.title for m in models.domains]
+        names = ["original"] + [m.card.title.split(" (")[0] for m in models.domains]
         gallery = [(shown(image, event), name) for image, name in zip(images, names)]
         grid = save_png(image_grid(images), f"{models.base.card.id}-domains")
         return gallery, grid, (f"{len(models.domains)} styles of one code in {time.perf_counter() - start:.2f} s on "
@@ -107,7 +105,6 @@ class DomainsTab:
         styles = on_gpu(manager, default, seconds=self._seconds)(user_errors(self.domains))
         morph = on_gpu(manager, default, seconds=lambda a: 20 + request_number(a, "frames", 48))(
             user_errors(self.morph))
-        inversion_codes = offered(INVERSION_CODES)
 
         with gr.Tab("Domains", id="domains"):
             offline_banner(manager)
@@ -122,9 +119,7 @@ class DomainsTab:
                     domains = gr.CheckboxGroup(choices, value=[c for _, c in choices[:3]], label="Styles",
                                                info=f"each is a copy of the generator tuned to one style; up to "
                                                     f"{MAX_DOMAINS} at once (each is downloaded on first use)")
-                    source = gr.Radio(SOURCES, value="seed", label="Face from")
-                    seed = gr.Number(value=0, precision=0, label="Seed", info=f"which face: {SEED_INFO}")
-                    code_file = gr.File(label="Code file (.npz)", file_types=[".npz"], visible=False, height=120)
+                    face = code_source()
                     go = gr.Button("Show in these styles", variant="primary")
                     with gr.Accordion("Advanced", open=False):
                         psi = gr.Slider(-1.0, 2.0, value=0.7, step=0.05, label="Variety",
@@ -146,17 +141,13 @@ class DomainsTab:
                                  elem_classes=["natural-video"])
                 morph_status = gr.Markdown()
 
-            if inversion_codes is None:
-                inversion_codes = gr.State(None)
-            source.change(lambda s: gr.update(visible=s == "file"), [source], [code_file], api_visibility="private")
-
             def restyle(base_id: str) -> tuple:
                 listed = _styles(manager, base_id)
                 return (gr.update(choices=listed, value=[c for _, c in listed[:3]]),
                         gr.update(choices=listed, value=listed[0][1] if listed else None))
 
             base.change(restyle, [base], [domains, morph_to], api_visibility="private")
-            code = [source, seed, psi, code_file, inversion_codes]
+            code = face.inputs(psi)
             listen(go.click, styles, [base, domains, *code], [gallery, grid_file, status], status, api_name="domains")
             morph_inputs = [base, morph_to, *code, frames]
             self.renders.stoppable(morph_go, stop, lambda: listen(morph_go.click, morph, morph_inputs,

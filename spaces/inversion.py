@@ -48,7 +48,8 @@ from spaces.common import (
 )
 from spaces.handoff import EDITING_CODE_INPUTS, INVERSION_CODES, offer, offered
 from stylecore.engine.manager import LoadedModel, ModelManager
-from stylecore.inversion.compare import Comparison, code_error, compare_on, load_networks, save_result, seed_target
+from stylecore.inversion.compare import (Comparison, code_error, compare_on, load_networks, save_result, save_weights,
+                                         seed_target)
 from stylecore.inversion.encoder_cards import ENCODER_GENERATORS, encoder_zoo
 from stylecore.inversion.estimate import estimate
 from stylecore.inversion.methods import ITERATIONS, METHODS, Budget, MethodSpec, choose, opening
@@ -104,11 +105,12 @@ def _example_images() -> list[str]:
     return [str(path)]
 
 
-def _specs(methods: Any, w_steps: Any, wplus_steps: Any, hybrid_steps: Any, encoder: Any,
+def _specs(methods: Any, w_steps: Any, wplus_steps: Any, hybrid_steps: Any, pti_steps: Any, encoder: Any,
            iterations: Any) -> list[MethodSpec]:
     """The ticked methods (one label or kind, or a list of them; none given means W) with their budgets."""
     names = ["w"] if methods is None else [methods] if isinstance(methods, str) else list(methods)
-    return choose(names, {"w": w_steps, "wplus": wplus_steps, "hybrid": hybrid_steps}, encoder, iterations)
+    return choose(names, {"w": w_steps, "wplus": wplus_steps, "hybrid": hybrid_steps, "pti": pti_steps}, encoder,
+                  iterations)
 
 
 def _encoders_for(model_id: str) -> list[str]:
@@ -191,7 +193,7 @@ class InversionTab:
     def invert(self, model_id: str = "", image: Optional[str] = None, source: str = "image", seed: float = 0,
                truncation_psi: float = 0.7, alignment: str = "auto", crop_if_no_face: bool = False,
                methods: Optional[list[str]] = None, w_steps: float = 300, wplus_steps: float = 300,
-               hybrid_steps: float = 100, encoder: str = "", encoder_iterations: float = 5,
+               hybrid_steps: float = 100, pti_steps: float = 100, encoder: str = "", encoder_iterations: float = 5,
                schedule: str = "auto", request: gr.Request = None, event: gr.EventData = None,
                progress: gr.Progress = gr.Progress()):
         """Invert one image with each ticked method and compare them.
@@ -200,7 +202,8 @@ class InversionTab:
         source: 'image' or 'seed' (generate the target from `seed` and `truncation_psi`: the true code
         is known). alignment: 'auto', 'align', 'crop' or 'resize'. crop_if_no_face: centre crop
         instead of failing when no face is found. methods: any of 'w', 'wplus', 'encoder', 'hybrid'
-        (or their labels). w_steps / wplus_steps / hybrid_steps: optimisation steps (1-10000).
+        (or their labels), 'pti'. w_steps / wplus_steps / hybrid_steps / pti_steps: optimisation steps (1-10000;
+        PTI's W pivot and its tuning each take pti_steps).
         encoder: encoder id or .pt path for 'encoder' and 'hybrid'. encoder_iterations: ReStyle passes.
         schedule: 'coarse-to-fine' (early steps on the 256 px image of a StyleGAN2), 'full', or 'auto'
         (coarse-to-fine on a CPU, full on a GPU).
@@ -213,7 +216,7 @@ class InversionTab:
         stop.clear()
         if source not in ("image", "seed"):
             raise ValueError(f"source must be 'image' or 'seed', got {source!r}")
-        specs = _specs(methods, w_steps, wplus_steps, hybrid_steps, encoder, encoder_iterations)
+        specs = _specs(methods, w_steps, wplus_steps, hybrid_steps, pti_steps, encoder, encoder_iterations)
         model = self.manager.get(model_id or self.default, progress=progress_callback(progress))
         prepared, true_ws = self._target(model, source, image, seed, truncation_psi, alignment, crop_if_no_face,
                                          progress)
@@ -222,7 +225,7 @@ class InversionTab:
         return self._outputs(model, prepared, true_ws, comparison, [METHODS[s.kind].short for s in specs], event)
 
     def estimate(self, model_id: str = "", methods: Optional[list[str]] = None, w_steps: float = 300,
-                 wplus_steps: float = 300, hybrid_steps: float = 100, encoder: str = "",
+                 wplus_steps: float = 300, hybrid_steps: float = 100, pti_steps: float = 100, encoder: str = "",
                  encoder_iterations: float = 5, schedule: str = "auto",
                  progress: gr.Progress = gr.Progress()) -> str:
         """What /invert with these settings will take on this CPU (one step measured per model and
@@ -231,7 +234,7 @@ class InversionTab:
         if self.manager.device.type != "cpu":
             return ""
         try:
-            specs = _specs(methods, w_steps, wplus_steps, hybrid_steps, encoder, encoder_iterations)
+            specs = _specs(methods, w_steps, wplus_steps, hybrid_steps, pti_steps, encoder, encoder_iterations)
         except ValueError as exc:
             return f"No estimate yet: {exc}"
         model = self.manager.get(model_id or self.default, progress=progress_callback(progress))
@@ -243,18 +246,21 @@ class InversionTab:
         `names` are the planned methods' short names, in order (the results are their first ones)."""
         folder = Path(tempfile.mkdtemp(prefix="stylecore-invert-"))
         gallery = [(shown(prepared.image, event), "target")]
-        files, strip = [], []
+        files, weights, strip = [], [], []
         for i, (r, name) in enumerate(zip(comparison.results, names)):
             m = r.metrics
             gallery.append((shown(r.image, event), f"{name}: LPIPS {m['lpips']:.3f}, PSNR {m['psnr']:.1f} dB"))
-            files.append(str(save_result(folder / f"{model.card.id}-{i}-{r.space.replace('+', 'plus')}.npz", r)))
+            stem = f"{model.card.id}-{i}-{name.replace('+', 'plus')}"
+            files.append(str(save_result(folder / f"{stem}.npz", r)))
+            tuned = save_weights(folder / f"{stem}-tuned-weights.safetensors", r)  # PTI: the code's own weights
+            weights.extend([str(tuned)] if tuned else [])
             strip.extend((shown(img, event), f"{name}: pass {k + 1}") for k, img in enumerate(r.iterations))
         status = f"{prepared.message}. " + ("**Stopped**: partial results. " if comparison.stopped else "") + \
             f"{len(comparison.results)} of {comparison.planned} methods ran on {model.device.type}."
         status += "".join(f" {note}." for note in comparison.notes)  # with why LPIPS is random, when it is
         picks = gr.update(choices=[(Path(f).name, f) for f in files], value=files[-1] if files else None)
         return (shown(prepared.image, event), gallery, _metrics(comparison, names, true_ws),
-                _loss_table(comparison.results, names), strip, files, picks, status)
+                _loss_table(comparison.results, names), strip, files + weights, picks, status)
 
     def stop(self, request: gr.Request) -> str:
         self.stops.get(request).set()
@@ -286,12 +292,14 @@ class InversionTab:
     def _seconds(self, a: dict) -> float:
         """GPU time for an /invert request: its optimisation steps and encoder passes."""
         ticked = _kinds(a.get("methods") or ["w"])
-        steps = sum(request_number(a, f"{m.kind}_steps", m.steps.default) for m in STEP_METHODS if m.kind in ticked)
+        steps = sum(m.rounds * request_number(a, f"{m.kind}_steps", m.steps.default) for m in STEP_METHODS
+                    if m.kind in ticked)
         return 30 + 0.2 * steps + 2 * request_number(a, "encoder_iterations", ITERATIONS.default)
 
     def prepare_invert(self, a: dict) -> None:
         """LPIPS and the chosen encoder, downloaded and loaded before any GPU time."""
         specs = _specs(a.get("methods"), a.get("w_steps"), a.get("wplus_steps"), a.get("hybrid_steps"),
+                       a.get("pti_steps"),
                        a.get("encoder"), a.get("encoder_iterations"))
         load_networks(self.manager, self.manager.get(str(a.get("model_id") or self.default)).G, specs)
 

@@ -14,8 +14,8 @@ from typing import Any, Optional
 import gradio as gr
 
 from spaces.common import (
-    SEED_INFO,
     code_from,
+    code_source,
     default_model,
     edit_status,
     listen,
@@ -29,7 +29,6 @@ from spaces.common import (
     shown,
     user_errors,
 )
-from spaces.handoff import INVERSION_CODES, offered
 from stylecore.edit import resources
 from stylecore.edit.edits import PartEdit
 from stylecore.edit.local_edit import PALETTE, PALETTE_NAMES
@@ -37,7 +36,6 @@ from stylecore.edit.retrieval import MAX_GALLERY
 from stylecore.engine.manager import LoadedModel, ModelManager
 from stylecore.codes.latents import seeds_to_ws
 
-SOURCES = [("a seed", "seed"), ("the Inversion tab's result", "inversion"), ("a code file (.npz)", "file")]
 GALLERY_SIZE, TOP, PARTS, PART_SAMPLES = "Gallery size", "Results", "Number of parts", "Images to learn parts from"
 MAX_TOP, MAX_PARTS, MAX_PART_SAMPLES = 32, len(PALETTE), 256
 
@@ -71,7 +69,7 @@ class RetrievalTab:
 
     def retrieve(self, model_id: str = "", source: str = "seed", seed: float = 0, truncation_psi: float = 0.7,
                  code_file: Any = None, inversion_codes: Any = None, parts: Optional[list] = None,
-                 top: float = 8, gallery_size: float = 64, k: float = 8, part_samples: float = 64,
+                 top: float = 8, gallery_size: float = 32, k: float = 8, part_samples: float = 64,
                  event: gr.EventData = None, progress: gr.Progress = gr.Progress()):
         """The gallery images nearest to the query in the chosen parts. Returns (query with its parts
         coloured, results with their seeds and distances, the nearest seed, the part to borrow, status,
@@ -86,7 +84,7 @@ class RetrievalTab:
         ws = code_from(model, source, seed, psi, 0, code_file, inversion_codes)
         found = resources.retrieve(self.manager, model, ws, chosen, size, psi, top, k, samples,
                                    progress_callback(progress))
-        results = [(shown(found.gallery.images[m.index], event), f"seed {m.seed}: distance {m.distance:.3f}")
+        results = [(shown(found.gallery.images[m.index], event), f"seed {m.seed}: {m.distance:.3f}")
                    for m in found.matches]
         seeds = [m.seed for m in found.matches]
         names = ", ".join(f"{p} ({PALETTE_NAMES[p]})" for p in chosen)
@@ -117,14 +115,13 @@ class RetrievalTab:
         return shown(result.before, event), shown(result.after, event), edit_status(model, result)
 
     def _seconds(self, a: dict) -> float:
-        return 30 + 0.5 * request_number(a, "gallery_size", 64)
+        return 30 + 0.5 * request_number(a, "gallery_size", 32)
 
     def layout(self) -> None:
         """Lay out the tab in the current gr.Blocks and wire its events."""
         manager, default = self.manager, self.default
         retrieve = on_gpu(manager, default, seconds=self._seconds)(user_errors(self.retrieve))
         transfer = on_gpu(manager, default, seconds=lambda a: 60)(user_errors(self.transfer))
-        inversion_codes = offered(INVERSION_CODES)
 
         with gr.Tab("Retrieve", id="retrieve"):
             offline_banner(manager)
@@ -134,16 +131,14 @@ class RetrievalTab:
                 with gr.Column(scale=1):
                     model = gr.Dropdown(resources.part_models(manager.zoo), value=default, label="Model",
                                         info="StyleGAN2 models (parts are found in their feature maps)")
-                    source = gr.Radio(SOURCES, value="seed", label="Face from")
-                    seed = gr.Number(value=0, precision=0, label="Seed", info=f"which face: {SEED_INFO}")
-                    code_file = gr.File(label="Code file (.npz)", file_types=[".npz"], visible=False, height=120)
+                    face = code_source()
                     parts = gr.CheckboxGroup(_part_choices(8), value=[0], label="Parts to compare",
                                              info="the colours of the part map shown after a search; several "
                                                   "parts are compared together")
                     top = gr.Slider(1, MAX_TOP, value=8, step=1, label=TOP, info="how many of the nearest images")
                     go = gr.Button("Find similar faces", variant="primary")
                     with gr.Accordion("Advanced", open=False):
-                        gallery_size = gr.Number(value=64, precision=0, label=GALLERY_SIZE,
+                        gallery_size = gr.Number(value=32, precision=0, label=GALLERY_SIZE,
                                                  info=f"generated images searched, 2 to {MAX_GALLERY}; made once "
                                                       "per model and kept")
                         psi = gr.Slider(-1.0, 2.0, value=0.7, step=0.05, label="Variety",
@@ -154,11 +149,10 @@ class RetrievalTab:
                         part_samples = gr.Number(value=64, precision=0, label=PART_SAMPLES,
                                                  info=f"8 to {MAX_PART_SAMPLES}; more: steadier parts, slower once")
                 with gr.Column(scale=2):
-                    with gr.Row():
-                        query = gr.Image(label="The face and its parts", type="numpy", format="png",
-                                         interactive=False, height=320)
-                        results = gr.Gallery(label="Nearest in the chosen parts", columns=4, height="auto",
-                                             format="png", object_fit="contain")
+                    query = gr.Image(label="The face and its parts", type="numpy", format="png", interactive=False,
+                                     height=256)
+                    results = gr.Gallery(label="Nearest in the chosen parts (seed: distance)", columns=4,
+                                         height="auto", format="png", object_fit="contain")
                     status = gr.Markdown()
                     with gr.Row():
                         reference = gr.Number(value=0, precision=0, label="Borrow from seed",
@@ -170,13 +164,10 @@ class RetrievalTab:
                         after = gr.Image(label="After", type="numpy", format="png", interactive=False, height=320)
                     transfer_status = gr.Markdown()
 
-            listed = gr.State([])  # the seeds of the results, in the gallery's order
-            if inversion_codes is None:
-                inversion_codes = gr.State(None)
-            source.change(lambda s: gr.update(visible=s == "file"), [source], [code_file], api_visibility="private")
+            listed = gr.JSON([], visible=False)  # the results' seeds in gallery order (not a gr.State: no heartbeat)
             k.change(lambda n: gr.update(choices=_part_choices(int(n)) if str(n).isdigit() and 2 <= int(n) <=
                                          MAX_PARTS else gr.skip()), [k], [parts], api_visibility="private")
-            code = [model, source, seed, psi, code_file, inversion_codes]
+            code = [model, *face.inputs(psi)]
             found = listen(go.click, retrieve, [*code, parts, top, gallery_size, k, part_samples],
                            [query, results, reference, part, status, listed], status, api_name="retrieve")
             found.then(lambda seeds: gr.update(interactive=bool(seeds)), [listed], [borrow], api_visibility="private")

@@ -17,10 +17,9 @@ from __future__ import annotations
 import math
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import gradio as gr
-import torch
 
 from spaces.common import (
     SEED_INFO,
@@ -29,6 +28,7 @@ from spaces.common import (
     default_model,
     edit_status,
     file_path,
+    first_code_file,
     listen,
     model_picker,
     offline_banner,
@@ -41,13 +41,12 @@ from spaces.common import (
     user_errors,
 )
 from spaces.handoff import INVERSION_CODES, offered
-from stylecore.codes.latents import load_latents
 from stylecore.edit import resources
 from stylecore.edit.styleclip import (GlobalDirectionRequest, MapperRequest, OptimizationRequest, OptimizeConfig,
                                       StyleClipRequest)
 from stylecore.edit.styleclip_mapper import ENV_MAPPERS, MAPPER_ROWS, local_mappers, mapper_folder
 from stylecore.codes.schedule import COARSE_TO_FINE, FULL, default_schedule
-from stylecore.engine.manager import LoadedModel, ModelManager
+from stylecore.engine.manager import ModelManager
 from stylecore.perception.clip import DEFAULT_CLIP, ENV_CLIP, clean_prompt
 from stylecore.perception.identity import ARCFACE_CARD, ENV_ID_WEIGHTS
 from stylecore.progress import Cancelled
@@ -69,24 +68,6 @@ def _strip_values(text: Any) -> tuple[float, ...]:
     if len(values) > MAX_STRIP:
         raise ValueError(f"the strip takes at most {MAX_STRIP} values, got {len(values)}")
     return values
-
-
-def _inversion_code(files: Any) -> Optional[str]:
-    """The first code file the inversion tab produced (its list holds one .npz per method)."""
-    if isinstance(files, (list, tuple)):
-        files = files[0] if files else None
-    return file_path(files)
-
-
-def _code(model: LoadedModel, source: str, seed: Any, psi: Any, class_idx: Any, code_file: Any,
-          inversion_codes: Any) -> torch.Tensor:
-    """The W+ code to edit: a seed, an uploaded .npz, or the Inversion tab's latest result."""
-    if source != "inversion":
-        return code_from(model, "file" if source == "file" else "seed", seed, psi, class_idx, code_file)
-    path = _inversion_code(inversion_codes)
-    if path is None:
-        raise ValueError("no inversion result yet: run the Inversion tab first, or use a seed or a file")
-    return load_latents(path, num_ws=model.G.num_ws, w_dim=model.G.w_dim)[:1].to(model.device)
 
 
 def _mapper(upload: Any, choice: Any) -> str:
@@ -175,7 +156,7 @@ class StyleClipTab:
                         l2_lambda, mapper_file, mapper_hub, mapper_strength, clip_model, id_weights, id_lambda,
                         schedule)
         model = self.manager.get(model_id or self.default, progress=progress_callback(progress))
-        ws = _code(model, source, seed, truncation_psi, class_idx, code_file, inversion_codes)
+        ws = code_from(model, source, seed, truncation_psi, class_idx, code_file, inversion_codes)
         try:
             result = resources.edit_by_text(self.manager, model, ws, edit, progress_callback(progress), stop)
         except Cancelled as exc:
@@ -227,7 +208,7 @@ class StyleClipTab:
     def ready(source: str, code_file: Any, inversion_codes: Any, method: str, mapper_file: Any, mapper: Any) -> Any:
         """Edit is enabled only when the chosen source and method have what they need."""
         has_code = {"file": file_path(code_file) is not None,
-                    "inversion": _inversion_code(inversion_codes) is not None}.get(source, True)
+                    "inversion": first_code_file(inversion_codes) is not None}.get(source, True)
         has_mapper = method != MAPPER or bool(file_path(mapper_file) or str(mapper or "").strip())
         return gr.update(interactive=has_code and has_mapper)
 

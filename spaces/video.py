@@ -159,7 +159,7 @@ class VideoTab:
             offline_banner(manager)
             with gr.Row():
                 with gr.Column(scale=1):
-                    model = gr.Dropdown(choices=choices, value=self.default, label="Model",
+                    model = gr.Dropdown(choices=choices, value=self.default, label="Model", elem_id="video-model",
                                         info="StyleGAN3 models can also move the camera")
                     model_card_panel(manager, model)
                     source = gr.Radio(SOURCE_CHOICES, value="seeds", label="Walk through",

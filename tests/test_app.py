@@ -146,7 +146,7 @@ def hub_requests_for(fake: FakeHub, filename: str) -> list:
 def test_start_up_downloads_nothing_and_labels_the_models(app, fake):
     assert app.startup_requests == [], "launching the app must not contact the Hub"
     labels = dropdown_labels(app.url)
-    assert labels["demo"].endswith("- built-in") and "untrained" in labels["demo"]
+    assert labels["demo"].endswith("· built-in") and "untrained" in labels["demo"]
     for model_id in ("sg2-tiny", "sg3-tiny", "missing"):
         assert labels[model_id].endswith("· not downloaded"), labels[model_id]
 

@@ -89,7 +89,7 @@ def test_retrieve_ranks_and_borrows(manager):
     tab = RetrievalTab(manager)
     query, results, nearest, part, status, seeds = tab.retrieve("demo", "seed", 5, 0.7, None, None, [0], 3, 12, 4, 16)
     assert nearest == 5 and seeds[0] == 5 and len(results) == 3  # seed 5 is in the gallery: its own neighbour
-    assert results[0][1] == "seed 5: distance 0.000"
+    assert results[0][1] == "seed 5: 0.000"
     before, after, transfer_status = tab.transfer("demo", "seed", 5, 0.7, None, None, seeds[1], 0, 4, 16)
     assert before.shape == after.shape == (64, 64, 3) and "part 0" in transfer_status
     again = tab.retrieve("demo", "seed", 5, 0.7, None, None, [0], 3, 12, 4, 16)

@@ -60,7 +60,7 @@ def test_ganspace_edit_changes_the_image_and_strength_zero_is_the_identity(editi
 def test_stylespace_edit_saves_the_s_code(editing, manager):
     before, after, png, code, status = editing.apply_edit("demo", method="StyleSpace", s_layer=6, s_channel=5,
                                                           s_strength=10.0)
-    assert "StyleSpace channel 6_5" in status and "S code" in status
+    assert "StyleSpace channel 6_5" in status and "edited style code" in status
     assert (after != before).any()
     styles = load_styles(code)
     assert styles is not None and len(styles) == len(style_layers(manager.get("demo").G))
@@ -224,7 +224,7 @@ def test_styleclip_global_direction(manager, fake_hub):
     args = dict(model_id="demo", seed=2, target="a face with curly hair", beta=0.0, relevance_images=1,
                 clip_model=clip_name)
     before, after, strip, png, code, status = tab.run(alpha=5.0, strip="-5, 0, 5", **args)
-    assert "channels moved** (test table)" in status and "Edit took" in status and "S code" in status
+    assert "channels moved** (test table)" in status and "Edit took" in status and "style code" in status
     assert (after != before).any() and [label for _, label in strip] == ["-5", "0", "5"]
     np.testing.assert_array_equal(strip[1][0], before)
     np.testing.assert_array_equal(strip[2][0], after)

@@ -16,21 +16,7 @@ import re
 import numpy as np
 import pytest
 from app_server import api_client, launch_app
-from browser import TIMEOUT_MS
-
-# page.evaluate(DIFFER, [img_a, img_b]): whether two decoded <img> differ in any pixel, compared in the
-# page (a 448 px image's pixels as JSON would take minutes to cross over on a busy machine).
-DIFFER = """([a, b]) => {
-  const pixels = img => {
-    const c = document.createElement('canvas');
-    c.width = img.naturalWidth; c.height = img.naturalHeight;
-    const g = c.getContext('2d');
-    g.drawImage(img, 0, 0);
-    return g.getImageData(0, 0, c.width, c.height).data;
-  };
-  const [p, q] = [pixels(a), pixels(b)];
-  return p.length !== q.length || p.some((v, i) => v !== q[i]);
-}"""
+from browser import DIFFER, TIMEOUT_MS
 
 
 @pytest.fixture(scope="module")

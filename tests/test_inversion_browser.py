@@ -1,8 +1,8 @@
 """The Inversion tab in a real browser (Debian's Chromium via playwright) against `python app.py`, and
 its /invert API through gradio_client on the same launch.
 
-LPIPS runs on a random VGG16 backbone (STYLECORE_LPIPS_BACKBONE=random: no Hub here), and the table
-says so. The browser sees the simple view (Advanced closed, Invert and "Send to the Editing tab"
+The app runs offline (its Hub is a closed port): the LPIPS backbone cannot be downloaded, so LPIPS falls
+back to a random VGG16 backbone by itself, and the table says so. The browser sees the simple view (Advanced closed, Invert and "Send to the Editing tab"
 disabled while there is nothing to do, the codes a download list, not an upload box), inverts a
 seed's image with two methods and sees the reconstructions enlarged, metrics, a legend naming each
 curve and the codes; a step count far over the limit then leaves every result in place (a message
@@ -22,7 +22,7 @@ from app_server import api_client, launch_app
 from browser import local_page
 
 TIMEOUT_MS = 90_000
-ENV = {"STYLECORE_LPIPS_BACKBONE": "random"}
+ENV = {"HF_ENDPOINT": "http://127.0.0.1:9"}  # an unreachable Hub: refused at once
 # What the browser reads off the page in one go: the sizes of the shown reconstructions, the legend's
 # entries, the table's headers and the "Error" badges on any output.
 RESULTS = """g => ({

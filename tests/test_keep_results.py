@@ -91,3 +91,15 @@ def test_one_seed_range_in_plain_numbers():
     with pytest.raises(ValueError, match="from 0 to 4294967295, got 4294967296"):
         required_seed(2 ** 32)
     assert plain(0.5) == "0.5" and plain(1e-6) == "1e-06" and plain(10000.0) == "10000"
+
+
+def test_one_log_line_per_user_error_and_no_traceback(parts, caplog):
+    """The console gets one line per input error; Gradio is told not to print a traceback for it."""
+    value, status = parts
+    wrapped = keep_results(user_errors(double), [value, status], status)
+    with caplog.at_level("WARNING", logger="stylecore.app"):
+        call(wrapped, -1, event=BROWSER)
+        with pytest.raises(gr.Error) as raised:
+            call(wrapped, -1, event=API)
+    assert [r.getMessage() for r in caplog.records] == ["user error in double: x must be positive"] * 2
+    assert raised.value.print_exception is False

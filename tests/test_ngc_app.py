@@ -92,5 +92,5 @@ def test_first_visit_opens_on_real_models_and_shows_the_background_downloads(app
     assert page.get_by_text("the tabs open on the built-in demo networks").count() == 0
     assert "NVIDIA Source Code License-NC" in page.locator(".model-card").first.inner_text()
     page.get_by_role("tab", name="Video").click()
-    video_model = page.get_by_role("combobox", name="Model (StyleGAN3 for camera paths)")
+    video_model = page.locator("#video-model input").first
     assert "StyleGAN3-T FFHQ-U (unaligned) 256" in video_model.input_value()

@@ -42,7 +42,7 @@ def test_render_and_turn_the_camera_in_a_browser(page, app, tmp_path):
     page.get_by_role("tab", name="StyleNeRF").click()
     model = page.get_by_role("combobox", name="StyleNeRF model")
     model.wait_for()
-    assert "StyleNeRF demo" in model.input_value() and "built-in" in model.input_value()
+    assert "Demo StyleNeRF" in model.input_value() and "built-in" in model.input_value()
     # The simple view: seed, yaw, pitch; quality and the second seed closed under Advanced, orbit closed.
     seed = page.get_by_role("spinbutton", name="Seed", exact=True)
     assert seed.is_visible() and page.get_by_role("slider", name="Pitch: look from above / below").is_visible()

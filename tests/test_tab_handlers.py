@@ -101,11 +101,12 @@ def test_invert_runs_every_registry_method(manager, tmp_path):
     tab = InversionTab(manager)
     aligned, gallery, rows, _, strip, files, _, status = tab.invert(
         model_id="demo", source="seed", seed=3, methods=list(METHOD_KINDS), w_steps=2, wplus_steps=2,
-        hybrid_steps=2, encoder=encoder, encoder_iterations=2)
+        hybrid_steps=2, pti_steps=2, encoder=encoder, encoder_iterations=2)
     assert aligned.shape == (64, 64, 3)  # an API call: the real pixels (a page gets them enlarged)
-    assert len(rows) == len(files) == len(METHODS) and len(gallery) == len(METHODS) + 1
+    assert len(rows) == len(METHODS) and len(gallery) == len(METHODS) + 1
     assert list(rows["method"]) == [m.short for m in METHODS.values()]
-    assert list(rows["space"]) == ["W", "W+", "W+", "W+"]
+    assert list(rows["space"]) == ["W", "W+", "W+", "W+", "W + tuned weights"]
+    assert files[-1].endswith("-PTI-tuned-weights.safetensors") and len(files) == len(METHODS) + 1
     assert rows["code error"].all()  # a seed's target: the error to its true code is known
     assert "LPIPS (random VGG16)" in rows.columns  # the table says its LPIPS is not the published one
     assert len(strip) == 2 and f"{len(METHODS)} of {len(METHODS)} methods ran" in status

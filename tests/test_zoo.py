@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import sys
 from pathlib import Path
@@ -64,7 +65,8 @@ def test_builtin_files_are_unique_and_pinned():
     unpinned = {item.id for item in everything if item.repo_id and not item.revision}
     assert unpinned == {"dlib-68-landmarks", "arcface-ir-se50", "clip-openai-vit-b-16", "clip-openai-vit-l-14"}
     assert all(len(item.revision) == 40 for item in everything if item.revision)
-    assert sum(1 for item in everything if item.sha256) == 20 and sum(1 for item in everything if item.size) == 11
+    # 24 of the 25 StyleGAN-NADA domains have a checksum (not marble.pt) and 19 an exact size
+    assert sum(1 for item in everything if item.sha256) == 20 + 24 and sum(1 for item in everything if item.size) == 11 + 19
     assert {kind for _, kind in BUILTIN_ENCODERS} == {"psp", "e4e"}
     fs3 = builtin_file("styleclip-fs3")
     assert (fs3.repo_id, fs3.filename, fs3.revision) == ("rinong/stylegan-nada-models", "fs3.npy",
@@ -101,7 +103,8 @@ def test_builtin_cards_cover_the_confirmed_checkpoints():
     repos = {card.repo_id for card in BUILTIN_CARDS if card.repo_id}
     assert repos <= {"DragGan/DragGan-Models", "ZeqiangLai/StyleGAN2-pkl", "ZeqiangLai/StyleGAN2",
                      "public-data/StyleGAN-Human", "justinpinkney/stylegan3-t-lhq-256",
-                     "akhaliq/OneshotCLIP-stylegan2-ffhq", "facebook/stylenerf-ffhq-config-basic"}
+                     "akhaliq/OneshotCLIP-stylegan2-ffhq", "facebook/stylenerf-ffhq-config-basic",
+                     "rinong/stylegan-nada-models"}
     if HUB_MODELS.exists():  # every built-in repo is one the references saw: [V] in hub_models, or real_files
         text = HUB_MODELS.read_text() + REAL_FILES.read_text()
         for repo in repos:
@@ -153,7 +156,7 @@ id = "sg2-ffhq-512"
 local_path = "weights/ffhq512.pkl"
 
 [[models]]
-id = "nada-pixar"
+id = "my-pixar"
 spec = "hf://rinong/stylegan-nada-models/pixar.pt"
 """
 
@@ -170,7 +173,7 @@ def test_toml_models_file_adds_and_overrides(tmp_path):
     assert override.local_path == str(tmp_path / "weights" / "ffhq512.pkl")  # relative to the file
     assert override.repo_id is None and override.filename is None
     assert override.title == "StyleGAN2 FFHQ 512" and override.resolution == 512  # other fields kept
-    nada = zoo.get("nada-pixar")
+    nada = zoo.get("my-pixar")
     assert (nada.repo_id, nada.filename, nada.format) == ("rinong/stylegan-nada-models", "pixar.pt", "rosinality")
     assert zoo.ids()[0] == "demo" and len(zoo) == len(BUILTIN_CARDS) + 1
 
@@ -331,6 +334,8 @@ def test_known_hashes_sizes_and_pins_match_the_reference():
     text = REAL_FILES.read_text()
     checked = 0
     for card in (*BUILTIN_CARDS, *ENCODER_CARDS):
+        if card.repo_id == NADA_REPO:  # pinned from the Hub's file pages (below), not from real_files.md
+            continue
         if card.sha256:
             size, sha = rows[(card.repo_id, card.filename)]
             assert card.sha256 == sha, card.id
@@ -340,6 +345,25 @@ def test_known_hashes_sizes_and_pins_match_the_reference():
         if card.revision:
             assert card.revision in text or card.revision in resolved, card.id
     assert checked >= 15
+
+
+NADA_REPO = "rinong/stylegan-nada-models"
+
+
+def test_stylegan_nada_domains_are_pinned_domains_of_the_ffhq_generator():
+    """The 25 StyleGAN-NADA files real_files.md lists, each a domain of the FFHQ 1024 config-f generator,
+    pinned to the commit and SHA-256 its Hub file page shows (marble.pt's page gave no checksum), with
+    the size every page that showed one gave."""
+    text = REAL_FILES.read_text()
+    listed = re.search(r"rinong/stylegan-nada-models \(each (\d+) bytes.*?\):(.*?)\(`\.pt`\)", text, re.S)
+    size, names = int(listed.group(1)), {n.strip() for n in re.sub(r"\s+", " ", listed.group(2)).split(",")}
+    nada = [card for card in BUILTIN_CARDS if card.repo_id == NADA_REPO]
+    assert {card.filename.removesuffix(".pt") for card in nada} == names and len(nada) == 25
+    for card in nada:
+        assert card.base == "sg2-ffhq-1024-rosinality" and card.format == "rosinality", card.id
+        assert len(card.revision) == 40 and (card.size in (0, size)), card.id
+        assert (card.sha256 is None) == (card.filename == "marble.pt"), card.id
+    assert len({card.sha256 for card in nada if card.sha256}) == 24
 
 
 def test_models_command_lists_the_official_zoo_with_sources_pins_and_licenses(tmp_path):

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EncoderRun", "EncoderResolver", "Comparison", "load_encoder_model", "load_encoder_run",
            "managed_encoders", "check_encoder", "load_networks", "compare_on", "seed_target", "code_error",
-           "run_methods", "result_tensor", "save_result", "decoder_match_note"]
+           "run_methods", "result_tensor", "save_result", "save_weights", "decoder_match_note"]
 
 # An encoder as the comparison needs it: (target [1, 3, R, R] in [-1, 1], iterations, progress)
 # -> W+ codes after each pass ([1, num_ws, w_dim] each; one entry for single-pass encoders). A run that
@@ -264,3 +264,16 @@ def save_result(path: Union[str, Path], result: InversionResult) -> Path:
                   **{k: float(v) for k, v in result.metrics.items()}}
     meta.update({f"noise:{name}": tensor.numpy() for name, tensor in result.noise.items()})
     return save_latents(path, result.ws, **meta)
+
+
+def save_weights(path: Union[str, Path], result: InversionResult) -> Optional[Path]:
+    """A PTI result's tuned synthesis weights as .safetensors (the parameter names of the official
+    StyleGAN2 synthesis network, `synthesis.` prefixed), or None for a result without its own weights."""
+    if not result.weights:
+        return None
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    save_file({f"synthesis.{name}": w.detach().cpu().contiguous() for name, w in result.weights.items()}, str(path),
+              metadata={"method": result.method, "space": result.space})
+    return path

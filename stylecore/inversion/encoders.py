@@ -183,24 +183,32 @@ def _is_cars(opts: dict) -> bool:
     return "cars" in str(opts.get("dataset_type", ""))
 
 
+def read_checkpoint(path: PathLike, kind: str, expected: str) -> tuple[str, Mapping]:
+    """(path, checkpoint) of a pSp-style .pt (a dict holding a 'state_dict'), read as data only; the
+    errors name the file, the `kind` it should have been and the layout `expected`."""
+    from stylecore.formats.rosinality import load_torch_checkpoint
+
+    path = os.fspath(os.path.expanduser(os.fspath(path)))
+    if not os.path.isfile(path):
+        raise CheckpointError(path, "no such file" if not os.path.exists(path) else "not a regular file")
+    ckpt = load_torch_checkpoint(path)
+    if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("state_dict"), Mapping):
+        top = ", ".join(repr(k) for k in list(ckpt)[:8]) if isinstance(ckpt, Mapping) else type(ckpt).__name__
+        raise CheckpointError(path, f"not a {kind} checkpoint (top level: {top}); expected {expected}")
+    return path, ckpt
+
+
 def load_encoder(path: PathLike, device: Union[str, torch.device] = "cpu") -> EncoderModel:
     """Load a pSp, e4e, ReStyle-pSp or ReStyle-e4e checkpoint; nothing stored in the file is executed.
 
     Raises `CheckpointError` (naming the file) for unreadable files and unknown layouts, and
     `UnsafeCheckpointError` for pickles that ask for code.
     """
-    from stylecore.formats.rosinality import load_torch_checkpoint
     from stylecore.formats.loader import load_generator
 
-    path = os.fspath(os.path.expanduser(os.fspath(path)))
-    if not os.path.isfile(path):
-        raise CheckpointError(path, "no such file" if not os.path.exists(path) else "not a regular file")
-    ckpt = load_torch_checkpoint(path)
-    state = ckpt.get("state_dict") if isinstance(ckpt, Mapping) else None
-    if not isinstance(state, Mapping):
-        top = ", ".join(repr(k) for k in list(ckpt)[:8]) if isinstance(ckpt, Mapping) else type(ckpt).__name__
-        raise CheckpointError(path, f"not a pSp / e4e / ReStyle checkpoint (top level: {top}); expected "
-                                    "{'state_dict': {encoder.*, decoder.*}, 'opts', 'latent_avg'}")
+    path, ckpt = read_checkpoint(path, "pSp / e4e / ReStyle", "{'state_dict': {encoder.*, decoder.*}, 'opts', "
+                                                             "'latent_avg'}")
+    state = ckpt["state_dict"]
     enc, dec = _sub_state(state, "encoder."), _sub_state(state, "decoder.")
     if not enc:
         other = "HyperStyle checkpoints (hypernet.*) are not supported; " if _sub_state(state, "hypernet.") else ""

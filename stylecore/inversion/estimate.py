@@ -120,13 +120,14 @@ def estimate(manager: ModelManager, model: LoadedModel, specs: Sequence[MethodSp
             stages = Stages(G, schedule, spec.steps)
             full = step_seconds(manager, model, G.img_resolution)
             coarse = step_seconds(manager, model, stages.size) if stages.coarse_steps else 0.0
-            seconds += stages.coarse_steps * coarse + (spec.steps - stages.coarse_steps) * full
+            seconds += found.rounds * (stages.coarse_steps * coarse + (spec.steps - stages.coarse_steps) * full)
             seconds += _render_seconds(manager, model)
             cost = (f"{coarse:.2f} s/step at {stages.size} px, {full:.2f} s/step at {G.img_resolution} px"
                     if stages.coarse_steps else f"{full:.2f} s/step at {G.img_resolution} px")
             if schedule.coarse and stages.size is None:
                 cost += " (no coarse-to-fine for this network: every step at full resolution)"
-            lines.append(f"{found.short}: {_duration(seconds)} ({spec.steps} steps, {cost})")
+            rounds = f"{found.rounds} x " if found.rounds > 1 else ""
+            lines.append(f"{found.short}: {_duration(seconds)} ({rounds}{spec.steps} steps, {cost})")
         else:
             lines.append(f"{found.short}: {_duration(seconds)} ({spec.iterations} pass(es))")
         total += seconds

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from stylecore.codes.generate import to_uint8
 from stylecore.formats.errors import CheckpointError
 from stylecore.inversion.encoders import (_IRSE50_STAGE_STARTS, _RESNET34_STAGE_STARTS, _latent_avg, _opts_dict,
-                                          _sub_state, prepare_images)
+                                          _sub_state, prepare_images, read_checkpoint)
 from stylecore.inversion.optimize import InversionResult, synthesize
 from stylecore.networks.hyperstyle import (SHARED_LAYERS, LayerShape, SharedWeightsHyperNetResNet, WEncoder,
                                            layer_names, layer_shapes)
@@ -109,18 +109,8 @@ class HyperStyleRun:
 
 
 def _read(path: PathLike) -> tuple[str, Mapping, dict]:
-    """(path, state_dict, opts) of a pSp-style checkpoint, read as data only."""
-    from stylecore.formats.rosinality import load_torch_checkpoint
-
-    path = os.fspath(os.path.expanduser(os.fspath(path)))
-    if not os.path.isfile(path):
-        raise CheckpointError(path, "no such file" if not os.path.exists(path) else "not a regular file")
-    ckpt = load_torch_checkpoint(path)
-    state = ckpt.get("state_dict") if isinstance(ckpt, Mapping) else None
-    if not isinstance(state, Mapping):
-        top = ", ".join(repr(k) for k in list(ckpt)[:8]) if isinstance(ckpt, Mapping) else type(ckpt).__name__
-        raise CheckpointError(path, f"not a HyperStyle checkpoint (top level: {top}); expected "
-                                    "{'state_dict', 'opts', 'latent_avg'}")
+    """(path, checkpoint, opts) of a pSp-style checkpoint, read as data only."""
+    path, ckpt = read_checkpoint(path, "HyperStyle", "{'state_dict', 'opts', 'latent_avg'}")
     return path, ckpt, _opts_dict(ckpt.get("opts"), path)
 
 

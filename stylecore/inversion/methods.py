@@ -110,6 +110,7 @@ class Method:
     steps: Optional[Budget]  # optimisation steps; None for a method that only encodes
     uses_encoder: bool
     run: Runner
+    rounds: int = 1  # how many times the steps are run (PTI: the pivot's, then the tuning's)
 
 
 def _run_w(job: Job, spec: MethodSpec, progress: Progress) -> InversionResult:
@@ -140,6 +141,20 @@ def _run_hybrid(job: Job, spec: MethodSpec, progress: Progress) -> InversionResu
                   force_fp32=job.force_fp32, progress=progress, should_stop=job.should_stop, schedule=job.schedule)
 
 
+def _run_pti(job: Job, spec: MethodSpec, progress: Progress) -> InversionResult:
+    from stylecore.inversion.optimize import ProjectorConfig, project_w
+    from stylecore.inversion.pti import PtiConfig, tune
+    from stylecore.progress import scaled
+
+    pivot = project_w(job.G, job.target, job.lpips_net, ProjectorConfig(steps=int(spec.steps)), c=job.c,
+                      force_fp32=job.force_fp32, progress=scaled(progress, 0.0, 0.5), should_stop=job.should_stop,
+                      stats=job.stats, schedule=job.schedule)
+    if pivot.cancelled:
+        return pivot
+    return tune(job.G, job.target, job.lpips_net, pivot, PtiConfig(steps=int(spec.steps)), force_fp32=job.force_fp32,
+                progress=scaled(progress, 0.5, 1.0), should_stop=job.should_stop, schedule=job.schedule)
+
+
 METHODS: dict[str, Method] = {m.kind: m for m in (
     Method("w", "W optimisation (official projector)", "W",
            Budget("W steps", 1, MAX_STEPS, default=300, full=1000, note="official: 1000"),
@@ -150,6 +165,10 @@ METHODS: dict[str, Method] = {m.kind: m for m in (
     Method("encoder", "Encoder (pSp / e4e / ReStyle)", "encoder", None, uses_encoder=True, run=_run_encoder),
     Method("hybrid", "Hybrid (encoder + W+ optimisation)", "hybrid",
            Budget("Hybrid steps", 1, MAX_STEPS, default=100, full=100), uses_encoder=True, run=_run_hybrid),
+    Method("pti", "PTI (W pivot + pivotal tuning of the generator)", "PTI",
+           Budget("PTI steps", 1, MAX_STEPS, default=100, full=350,
+                  note="the W pivot and the tuning each take this many; paper: 450 + 350"),
+           uses_encoder=False, run=_run_pti, rounds=2),
 )}
 METHOD_KINDS = tuple(METHODS)
 
