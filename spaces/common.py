@@ -36,7 +36,8 @@ def model_label(card: ModelCard) -> str:
     known to stop its download now ("not downloaded, Hub unreachable"), so none is offered as if it would work."""
     state = hub.download_state(card)
     blocker = hub.fetch_blocker(card) if state == "not downloaded" else ""
-    arch = {"stylegan2": "StyleGAN2", "stylegan3": "StyleGAN3", "stylenerf": "StyleNeRF"}.get(card.architecture, "StyleGAN")
+    names = {"stylegan2": "StyleGAN2", "stylegan3": "StyleGAN3", "stylenerf": "StyleNeRF"}
+    arch = names.get(card.architecture, "StyleGAN")
     kind = "" if arch in card.title else f" ({arch}{f' {card.resolution}px' if card.resolution else ''})"
     return f"{card.title}{kind} · {state}" + (f", {blocker}" if blocker else "")
 
@@ -389,6 +390,31 @@ def code_from(model: LoadedModel, source: str, seed: Any, psi: Any, class_idx: A
         truncation_psi=required_number(psi, "truncation psi", -2, 2),
         class_idx=required_int(class_idx, "class", 0, G.c_dim - 1) if G.c_dim else None)
     return settings_ws(G, [required_seed(seed)], settings, model.device)
+
+
+def region_mask(editor: Any, box: Any) -> np.ndarray:
+    """The marked region: brush strokes in the editor, else the box 'x0, y0, x1, y1' (fractions)."""
+    if isinstance(editor, dict):
+        strokes = [np.asarray(l) for l in (editor.get("layers") or []) if l is not None]
+        marks = [l[..., 3] > 0 if l.ndim == 3 and l.shape[-1] == 4 else np.asarray(l).any(axis=-1)
+                 for l in strokes if np.asarray(l).ndim == 3]
+        if marks and any(m.any() for m in marks):
+            return np.logical_or.reduce(marks)
+    try:
+        x0, y0, x1, y1 = (float(v) for v in str(box or "").replace(";", ",").split(","))
+    except ValueError:
+        brush = "mark the region with the brush, or " if editor is not None else ""
+        raise ValueError(f"{brush}give the region as 'x0, y0, x1, y1' in fractions of the image (e.g. 0.3, 0.6, "
+                         "0.7, 0.9)") from None
+    if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+        raise ValueError("the box must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
+    size = 256
+    mask = np.zeros((size, size), dtype=bool)
+    top, left = int(y0 * size), int(x0 * size)
+    mask[top:max(int(y1 * size), top + 1), left:max(int(x1 * size), left + 1)] = True
+    return mask
+
+
 
 
 CODE_SOURCES = [("a seed", "seed"), ("the Inversion tab's result", "inversion"), ("a code file (.npz)", "file")]

@@ -32,6 +32,7 @@ from spaces.common import (
     offline_banner,
     on_gpu,
     progress_callback,
+    region_mask,
     request_number,
     required_int,
     required_number,
@@ -67,28 +68,6 @@ DIRECTION, SAMPLES, DIRECTIONS, SAMPLING_SEED = "Direction", "Images sampled", "
 LAYER, CHANNEL, TOP = "Style layer", "Channel", "Channels to list"
 PART, REFERENCE_SEED = "Part", "Take the part from seed"
 PARTS, PART_SAMPLES = "Number of parts", "Images to learn parts from"
-
-
-def _region(editor: Any, box: Any) -> np.ndarray:
-    """The marked region: brush strokes in the editor, else the box 'x0, y0, x1, y1' (fractions)."""
-    if isinstance(editor, dict):
-        strokes = [np.asarray(l) for l in (editor.get("layers") or []) if l is not None]
-        marks = [l[..., 3] > 0 if l.ndim == 3 and l.shape[-1] == 4 else np.asarray(l).any(axis=-1)
-                 for l in strokes if np.asarray(l).ndim == 3]
-        if marks and any(m.any() for m in marks):
-            return np.logical_or.reduce(marks)
-    try:
-        x0, y0, x1, y1 = (float(v) for v in str(box or "").replace(";", ",").split(","))
-    except ValueError:
-        raise ValueError("mark the region with the brush, or give a box as 'x0, y0, x1, y1' in fractions "
-                         "of the image (e.g. 0.3, 0.6, 0.7, 0.9)") from None
-    if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
-        raise ValueError("the box must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
-    size = 256
-    mask = np.zeros((size, size), dtype=bool)
-    top, left = int(y0 * size), int(x0 * size)
-    mask[top:max(int(y1 * size), top + 1), left:max(int(x1 * size), left + 1)] = True
-    return mask
 
 
 def _config_f(model_id: str) -> bool:
@@ -334,7 +313,7 @@ class EditingTab:
         status line."""
         model = self._model(model_id, progress)
         ws = code_from(model, source, seed, truncation_psi, class_idx, code_file)
-        found = resources.region_channels(self.manager, model, ws, _region(region, box), str(how),
+        found = resources.region_channels(self.manager, model, ws, region_mask(region, box), str(how),
                                           required_int(top, TOP, 1, 200),
                                           _search_layers(model, search_layers), progress_callback(progress))
         rows = [[c.layer, c.channel, c.name, round(c.share, 3), round(c.effect, 3)] for c in found]

@@ -22,6 +22,7 @@ from spaces.common import (
     offline_banner,
     on_gpu,
     progress_callback,
+    region_mask,
     request_number,
     required_int,
     required_number,
@@ -70,27 +71,30 @@ class RetrievalTab:
     def retrieve(self, model_id: str = "", source: str = "seed", seed: float = 0, truncation_psi: float = 0.7,
                  code_file: Any = None, inversion_codes: Any = None, parts: Optional[list] = None,
                  top: float = 8, gallery_size: float = 32, k: float = 8, part_samples: float = 64,
-                 event: gr.EventData = None, progress: gr.Progress = gr.Progress()):
-        """The gallery images nearest to the query in the chosen parts. Returns (query with its parts
-        coloured, results with their seeds and distances, the nearest seed, the part to borrow, status,
-        the results' seeds)."""
+                 region: str = "", event: gr.EventData = None, progress: gr.Progress = gr.Progress()):
+        """The gallery images nearest to the query in the chosen parts, or in the parts a region covers
+        (`region`: 'x0, y0, x1, y1' in fractions of the image; empty: the parts). Returns (query with its
+        parts coloured, results with their seeds and distances, the nearest seed, the part to borrow,
+        status, the results' seeds)."""
         k = required_int(k, PARTS, 2, MAX_PARTS)
-        chosen = _parts(parts, k)
+        mask = region_mask(None, region) if str(region or "").strip() else None
+        chosen = _parts(parts, k) if mask is None else _parts(parts or [0], k)
         size = required_int(gallery_size, GALLERY_SIZE, 2, MAX_GALLERY)
         top = required_int(top, TOP, 1, MAX_TOP)
         samples = required_int(part_samples, PART_SAMPLES, 8, MAX_PART_SAMPLES)
         psi = required_number(truncation_psi, "variety", -2, 2)
         model = self._model(model_id, progress)
         ws = code_from(model, source, seed, psi, 0, code_file, inversion_codes)
-        found = resources.retrieve(self.manager, model, ws, chosen, size, psi, top, k, samples,
+        found = resources.retrieve(self.manager, model, ws, chosen, size, psi, top, k, samples, mask,
                                    progress_callback(progress))
         results = [(shown(found.gallery.images[m.index], event), f"seed {m.seed}: {m.distance:.3f}")
                    for m in found.matches]
         seeds = [m.seed for m in found.matches]
         names = ", ".join(f"{p} ({PALETTE_NAMES[p]})" for p in chosen)
+        what = f"part{'s' if len(chosen) > 1 else ''} {names}" if mask is None else f"region ({region})"
         status = (f"The {len(results)} images of {len(found.gallery)} (seeds {found.gallery.seeds[0]}-"
-                  f"{found.gallery.seeds[-1]}) whose part{'s' if len(chosen) > 1 else ''} {names} look most like the "
-                  f"query's. Click one to borrow a part from it.")
+                  f"{found.gallery.seeds[-1]}) whose {what} look most like the query's. Click one to borrow a part "
+                  "from it.")
         if model.untrained:
             status += " The demo network is untrained: the parts carry no meaning."
         return (shown(found.query_overlay, event), results, seeds[0],
@@ -146,6 +150,9 @@ class RetrievalTab:
                                              "variety; lower = more typical")
                         k = gr.Number(value=8, precision=0, label=PARTS, info=f"2 to {MAX_PARTS}: the parts the "
                                                                                 "model's images are divided into")
+                        region = gr.Textbox(value="", label="Region instead of parts",
+                                            info="x0, y0, x1, y1 in fractions of the image (e.g. 0.3, 0.6, 0.7, "
+                                                 "0.9 for a mouth): compare the parts it covers, each by its share")
                         part_samples = gr.Number(value=64, precision=0, label=PART_SAMPLES,
                                                  info=f"8 to {MAX_PART_SAMPLES}; more: steadier parts, slower once")
                 with gr.Column(scale=2):
@@ -168,7 +175,7 @@ class RetrievalTab:
             k.change(lambda n: gr.update(choices=_part_choices(int(n)) if str(n).isdigit() and 2 <= int(n) <=
                                          MAX_PARTS else gr.skip()), [k], [parts], api_visibility="private")
             code = [model, *face.inputs(psi)]
-            found = listen(go.click, retrieve, [*code, parts, top, gallery_size, k, part_samples],
+            found = listen(go.click, retrieve, [*code, parts, top, gallery_size, k, part_samples, region],
                            [query, results, reference, part, status, listed], status, api_name="retrieve")
             found.then(lambda seeds: gr.update(interactive=bool(seeds)), [listed], [borrow], api_visibility="private")
             results.select(_picked, [listed], [reference], api_visibility="private")

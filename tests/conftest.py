@@ -94,3 +94,16 @@ def lpips_random_net():
     from stylecore.perception.metrics import build_lpips
 
     return build_lpips(pretrained=False)
+
+
+@pytest.fixture(scope="module")
+def G(demo_sg2):
+    """`G` for the optimisation tests (test_invert, test_coarse_to_fine, test_pti): the shared demo StyleGAN2;
+    a module with its own `G` fixture overrides this one."""
+    return demo_sg2
+
+
+@pytest.fixture(scope="module")
+def net(lpips_random_net):
+    """`net` for the same tests: the shared random-backbone LPIPS."""
+    return lpips_random_net

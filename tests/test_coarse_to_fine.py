@@ -33,16 +33,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def G(demo_sg2):
-    return demo_sg2
-
-
-@pytest.fixture(scope="module")
-def net(lpips_random_net):
-    return lpips_random_net
-
-
-@pytest.fixture(scope="module")
 def truth(G):
     image, ws = seed_target(G, 3)
     return target_tensor(image, G), ws
@@ -243,7 +233,8 @@ def test_cpu_opens_on_the_encoder_and_a_short_hybrid(manager, monkeypatch):
 
     assert opening("cpu", True) == (["encoder", "hybrid"], {"w": METHODS["w"].steps.default,
                                                             "wplus": METHODS["wplus"].steps.default,
-                                                            "hybrid": CPU_HYBRID_STEPS})
+                                                            "hybrid": CPU_HYBRID_STEPS,
+                                                            "pti": METHODS["pti"].steps.default})
     assert opening("cuda", True)[0] == opening("cpu", False)[0] == ["w", "wplus"]
     tab = inversion.InversionTab(manager)
     monkeypatch.setattr(inversion, "ENCODER_GENERATORS", {"e4e-ffhq": tab.default})

@@ -29,16 +29,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def G(demo_sg2):
-    return demo_sg2
-
-
-@pytest.fixture(scope="module")
-def net(lpips_random_net):
-    return lpips_random_net
-
-
-@pytest.fixture(scope="module")
 def truth(G):
     """A target generated from a known code (seed 5, no truncation), and that code."""
     with torch.no_grad():

@@ -19,16 +19,6 @@ pytest.importorskip("lpips")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def G(demo_sg2):
-    return demo_sg2
-
-
-@pytest.fixture(scope="module")
-def net(lpips_random_net):
-    return lpips_random_net
-
-
 def seed_target(G, seed: int) -> torch.Tensor:
     with torch.no_grad():
         return render(G, G.mapping(z_from_seeds([seed], G.z_dim), None)).clamp(-1, 1)

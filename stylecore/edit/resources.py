@@ -35,8 +35,8 @@ from stylecore.edit.ganspace import PCA, cached_pca
 from stylecore.edit.interfacegan import load_direction
 from stylecore.codes.stylespace import ws_to_styles
 from stylecore.edit.domains import check_same_network
-from stylecore.edit.local_edit import PartModel, cached_parts, default_block, part_overview
-from stylecore.edit.retrieval import Gallery, Match, build_gallery, part_weights, rank
+from stylecore.edit.local_edit import PartModel, cached_parts, default_block, part_map, part_overview
+from stylecore.edit.retrieval import Gallery, Match, build_gallery, part_weights, rank, region_weights
 from stylecore.edit.result import EditResult
 from stylecore.edit.stylespace_channels import ChannelScore, locate_channels, style_std
 from stylecore.engine import assets
@@ -249,9 +249,11 @@ class Retrieved:
 
 
 def retrieve(manager: ModelManager, model: LoadedModel, ws: torch.Tensor, chosen: Sequence[int], size: int,
-             truncation_psi: float, top: int, k: int, samples: int, progress: Progress = None) -> Retrieved:
+             truncation_psi: float, top: int, k: int, samples: int, region: Optional[np.ndarray] = None,
+             progress: Progress = None) -> Retrieved:
     """Retrieve in Style: the `top` images of the model's seeded gallery nearest to ws[0] in the chosen
-    parts (of the k-means part model with `k` parts learnt from `samples` images)."""
+    parts (of the k-means part model with `k` parts learnt from `samples` images), or in the parts a
+    painted `region` (a boolean mask of any size over the image) covers."""
     parts = part_table(manager, model, "", k, samples, scaled(progress, 0.0, 0.3))
     key = assets.model_cache_key(model)
     gallery = manager.resource(("gallery", key, int(size), float(truncation_psi)), lambda: build_gallery(
@@ -260,4 +262,16 @@ def retrieve(manager: ModelManager, model: LoadedModel, ws: torch.Tensor, chosen
     with torch.no_grad():
         query = [s[0] for s in ws_to_styles(model.G, ws[:1])]
         overlay, _ = part_overview(model.G, ws, parts, **_synthesis_kwargs(model))
-    return Retrieved(gallery, rank(gallery, query, part_weights(parts, chosen), top), overlay)
+        if region is None:
+            weights = part_weights(parts, chosen)
+        else:
+            labels = part_map(model.G, ws[:1], parts, **_synthesis_kwargs(model))[0]
+            weights = region_weights(parts, labels, _resized(region, labels.shape))
+    return Retrieved(gallery, rank(gallery, query, weights, top), overlay)
+
+
+def _resized(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A boolean mask resampled (nearest) to `shape`."""
+    rows = np.arange(shape[0]) * mask.shape[0] // shape[0]
+    cols = np.arange(shape[1]) * mask.shape[1] // shape[1]
+    return np.asarray(mask, dtype=bool)[rows][:, cols]
