@@ -404,8 +404,8 @@ def region_mask(editor: Any, box: Any) -> np.ndarray:
         x0, y0, x1, y1 = (float(v) for v in str(box or "").replace(";", ",").split(","))
     except ValueError:
         brush = "mark the region with the brush, or " if editor is not None else ""
-        raise ValueError(f"{brush}give the region as 'x0, y0, x1, y1' in fractions of the image (e.g. 0.3, 0.6, "
-                         "0.7, 0.9)") from None
+        raise ValueError(f"{brush}give the region as a box 'x0, y0, x1, y1' in fractions of the image (e.g. 0.3, "
+                         "0.6, 0.7, 0.9)") from None
     if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
         raise ValueError("the box must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
     size = 256

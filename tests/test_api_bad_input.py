@@ -206,7 +206,7 @@ ROWS = [
     row("/retrieve", {"gallery_size": 1}, "Gallery size must be from 2 to 2000", "gallery-too-small"),
     row("/retrieve", {"k": 99}, "Number of parts must be from 2 to 20", "too-many-parts"),
     row("/retrieve", {"top": 100}, "maximum", "too-many-results"),
-    row("/retrieve", {"region": "the mouth"}, "give the region as 'x0, y0, x1, y1'", "unreadable-region"),
+    row("/retrieve", {"region": "the mouth"}, "give the region as a box 'x0, y0, x1, y1'", "unreadable-region"),
     # /retrieve_transfer
     row("/retrieve_transfer", {"reference_seed": -5}, "borrow from seed must be from 0", "seed-negative"),
     row("/retrieve_transfer", {"part": 30}, "not in the list of choices", "part-out-of-range"),

@@ -99,5 +99,5 @@ def test_retrieve_ranks_and_borrows(manager):
     # A region instead of parts: the parts it covers, each by its share; the query is still its own neighbour.
     by_region = tab.retrieve("demo", "seed", 5, 0.7, None, None, [], 3, 12, 4, 16, "0.25, 0.25, 0.75, 0.75")
     assert by_region[5][0] == 5 and "region (0.25, 0.25, 0.75, 0.75)" in by_region[4]
-    with pytest.raises(ValueError, match="give the region as 'x0, y0, x1, y1'"):
+    with pytest.raises(ValueError, match="give the region as a box 'x0, y0, x1, y1'"):
         tab.retrieve("demo", "seed", 5, 0.7, None, None, [], 3, 12, 4, 16, "the mouth")
