@@ -111,3 +111,30 @@ def test_generate_mix_error_and_recover_in_a_browser(page, app, tmp_path):
     }""")
     assert box["fit"] == "contain" and box["inside"] and box["w"] == box["h"] >= 256, box
     assert app.alive()
+
+
+def test_domains_and_retrieve_open_on_their_simple_views(page, app):
+    """The Domains and Retrieve tabs open on their simple view (research settings in the closed Advanced
+    section, Borrow disabled until there are results), and Domains renders one face through the demo
+    network and its three demo domains."""
+    page.goto(app.url)
+    page.get_by_role("tab", name="Domains").click()
+    show = page.get_by_role("button", name="Show in these styles")
+    show.wait_for()
+    assert page.get_by_label("Video frames").filter(visible=True).count() == 0  # in the closed Advanced section
+    show.click()
+    page.wait_for_function(
+        """() => {
+            const label = [...document.querySelectorAll('[data-testid=block-label]')]
+                .find(l => l.textContent.trim() === 'The face in each style');
+            const imgs = label ? [...label.closest('.block').querySelectorAll('.thumbnail-item img')] : [];
+            return imgs.length === 4 && imgs.every(img => img.complete && img.naturalWidth === 448);
+        }""", timeout=TIMEOUT_MS)
+    page.get_by_text("3 styles of one code").wait_for()
+    assert no_error_badges(page)
+
+    page.get_by_role("tab", name="Retrieve").click()
+    page.get_by_role("button", name="Find similar faces").wait_for()
+    assert page.get_by_label("Gallery size").filter(visible=True).count() == 0
+    assert page.get_by_role("button", name="Borrow this part").is_disabled()
+    assert not page.outside_requests
