@@ -278,7 +278,7 @@ def keep_results(fn: Callable, outputs: Sequence[Any], status: Optional[Any] = N
             return args[index], args[:index] + args[index + 1:], kwargs
         return None, args, kwargs
 
-    def shown(event: Any, error: gr.Error) -> Any:
+    def reported(event: Any, error: gr.Error) -> Any:
         log.warning("user error in %s: %s", getattr(fn, "__name__", "event"), error.message)
         if getattr(event, "target", None) is None:  # an API call: the caller gets the error
             raise error
@@ -293,7 +293,7 @@ def keep_results(fn: Callable, outputs: Sequence[Any], status: Optional[Any] = N
             try:
                 yield from fn(*args, **kwargs)
             except gr.Error as error:
-                yield shown(event, error)
+                yield reported(event, error)
         wrapper = run_generator
     else:
         @functools.wraps(fn)
@@ -302,7 +302,7 @@ def keep_results(fn: Callable, outputs: Sequence[Any], status: Optional[Any] = N
             try:
                 return fn(*args, **kwargs)
             except gr.Error as error:
-                return shown(event, error)
+                return reported(event, error)
         wrapper = run
     wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {**getattr(fn, "__annotations__", {}), _EVENT: gr.EventData}

@@ -97,7 +97,10 @@ class DomainsTab:
             yield str(path), f"Morph from {models.base.card.title} to {target.card.title}: {frames} frames."
 
     def _seconds(self, a: dict) -> float:
-        return 30 + 10 * len(_chosen(a.get("domains") or a.get("domain") or ["x"]))
+        """GPU time for /domains: each chosen style is a render (a bad choice is refused later, by the event)."""
+        domains = a.get("domains")
+        count = 1 if isinstance(domains, str) else len(domains or [None])
+        return 30 + 10 * min(count, MAX_DOMAINS)
 
     def layout(self) -> None:
         """Lay out the tab in the current gr.Blocks and wire its events."""
