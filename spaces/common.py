@@ -23,10 +23,11 @@ from stylecore.engine.defaults import default_model_id
 from stylecore.engine.threads import request_threads
 from stylecore.engine.manager import LoadedModel, ModelManager
 from stylecore.codes.generate import GenerationSettings, settings_ws
-from stylecore.codes.latents import load_latents, parse_seeds
+from stylecore.codes.latents import code_text, load_latents, parse_seeds
 from stylecore.edit.result import EditResult
 from stylecore.engine.reachability import PROBING, UNPROBED
 from stylecore.engine.remote import ModelUnavailable
+from stylecore.engine.tuned import TUNED_FIELD, tuned_model
 from stylecore.engine.zoo import ModelCard
 
 
@@ -392,6 +393,27 @@ def code_from(model: LoadedModel, source: str, seed: Any, psi: Any, class_idx: A
     return settings_ws(G, [required_seed(seed)], settings, model.device)
 
 
+TUNED_MISSING = ("this code was made by PTI or HyperStyle with tuned generator weights that this session does not "
+                 "hold for this model (they live in the session that made them, while memory allows; its "
+                 "-tuned-weights.safetensors is the download): drawn with the shared generator, so it may not look "
+                 "like the photo")
+TUNED_USED = "drawn with the generator weights PTI or HyperStyle tuned for this code in this session"
+
+
+def tuned_for(manager: ModelManager, model: LoadedModel, source: str, code_file: Any, inversion_codes: Any,
+              request: Optional[gr.Request]) -> tuple[LoadedModel, str]:
+    """The model to draw the chosen code with, and a note: for a PTI / HyperStyle code made in this session,
+    the shared model with that code's tuned weights (stylecore.engine.tuned); otherwise `model` itself."""
+    if source not in ("file", "inversion"):
+        return model, ""
+    path = file_path(code_file) if source == "file" else first_code_file(inversion_codes)
+    digest = code_text(path, TUNED_FIELD) if path else ""
+    if not digest:
+        return model, ""
+    tuned = tuned_model(manager, session_key(request), model, digest)
+    return (model, TUNED_MISSING) if tuned is None else (tuned, TUNED_USED)
+
+
 def region_mask(editor: Any, box: Any) -> np.ndarray:
     """The marked region: brush strokes in the editor, else the box 'x0, y0, x1, y1' (fractions)."""
     if isinstance(editor, dict):
@@ -497,13 +519,15 @@ def save_png(image: np.ndarray, stem: str) -> str:
     return str(path)
 
 
-def edit_status(model: LoadedModel, result: EditResult, timed: bool = False) -> str:
+def edit_status(model: LoadedModel, result: EditResult, timed: bool = False, drawn: str = "") -> str:
     """The status line under an edit: what was done, how much the image changed (and how long the edit
-    took, when `timed`), and what the code file holds."""
+    took, when `timed`), what the code file holds, and `drawn` (with which weights, from `tuned_for`)."""
     took = f"Edit took {result.seconds * 1000:.0f} ms; mean" if timed else "Mean"
     status = f"**{result.summary}.** {took} pixel change {result.mean_change:.2f} (of 255)."
     if model.untrained:
         status += " The demo network is untrained: edits change the image but carry no meaning."
     if result.styles is not None:
         status += " The code file holds the edited style code and the original code."
+    if drawn:
+        status += f" The image is {drawn}." if drawn == TUNED_USED else f" Note: {drawn}."
     return status

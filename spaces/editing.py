@@ -38,6 +38,7 @@ from spaces.common import (
     required_number,
     required_seed,
     shown,
+    tuned_for,
     user_errors,
 )
 from spaces.handoff import EDITING_CODE_INPUTS, offer
@@ -256,6 +257,11 @@ class EditingTab:
     def _model(self, model_id: str, progress: gr.Progress) -> LoadedModel:
         return self.manager.get(model_id or self.default, progress=progress_callback(progress))
 
+    def _drawing(self, model_id: str, source: str, code_file: Any, request: Optional[gr.Request],
+                 progress: gr.Progress) -> tuple[LoadedModel, str]:
+        """The model to draw the code with (a PTI / HyperStyle code's tuned weights, in its session) and a note."""
+        return tuned_for(self.manager, self._model(model_id, progress), source, code_file, None, request)
+
     # --- events reachable through the API ----------------------------------------------------------------
 
     def apply_edit(self, model_id: str = "", source: str = "seed", seed: float = 0, truncation_psi: float = 0.7,
@@ -267,11 +273,11 @@ class EditingTab:
                    s_layer: float = 6, s_channel: float = 0, s_strength: float = 10.0,
                    part_block: str = "", part_k: float = 8, part_samples: float = 64, reference_seed: float = 1,
                    reference_file: Any = None, part: float = 0, part_strength: float = 1.0,
-                   part_threshold: float = 0.5, confine: bool = True, event: gr.EventData = None,
-                   progress: gr.Progress = gr.Progress()):
+                   part_threshold: float = 0.5, confine: bool = True, request: gr.Request = None,
+                   event: gr.EventData = None, progress: gr.Progress = gr.Progress()):
         """Apply one edit; returns the image before, after, the result as PNG, the edited code (.npz), a status
         line. `part_threshold` is the channel selectivity of a part edit (stylecore.edit.edits.PartEdit)."""
-        model = self._model(model_id, progress)
+        model, drawn = self._drawing(model_id, source, code_file, request, progress)
         ws = code_from(model, source, seed, truncation_psi, class_idx, code_file)
         spec: EditSpec
         if method == "InterFaceGAN":
@@ -290,7 +296,7 @@ class EditingTab:
         result = resources.edit(self.manager, model, ws, spec, progress_callback(progress))
         png, code = result.save(Path(tempfile.mkdtemp(prefix="stylecore-edit-")), f"{model.card.id}-edited")
         return (shown(result.before, event), shown(result.after, event), str(png), str(code),
-                edit_status(model, result))
+                edit_status(model, result, drawn=drawn))
 
     def pca_table(self, model_id: str = "", pca_samples: float = 20000, pca_components: float = 32,
                   pca_seed: float = 0, progress: gr.Progress = gr.Progress()):
@@ -306,12 +312,13 @@ class EditingTab:
     def find_channels(self, model_id: str = "", source: str = "seed", seed: float = 0, truncation_psi: float = 0.7,
                       class_idx: float = 0, code_file: Any = None, region: Any = None,
                       box: str = "0.3, 0.3, 0.7, 0.7", how: str = "gradient", top: float = 20,
-                      search_layers: str = "all", progress: gr.Progress = gr.Progress()):
+                      search_layers: str = "all", request: gr.Request = None,
+                      progress: gr.Progress = gr.Progress()):
         """S channels that act most, and most only, on the marked region.
 
         Returns rows [layer, channel, module, share, effect], the best channel's layer and channel, and a
         status line."""
-        model = self._model(model_id, progress)
+        model, _ = self._drawing(model_id, source, code_file, request, progress)
         ws = code_from(model, source, seed, truncation_psi, class_idx, code_file)
         found = resources.region_channels(self.manager, model, ws, region_mask(region, box), str(how),
                                           required_int(top, TOP, 1, 200),
@@ -324,11 +331,11 @@ class EditingTab:
 
     def show_parts(self, model_id: str = "", source: str = "seed", seed: float = 0, truncation_psi: float = 0.7,
                    class_idx: float = 0, code_file: Any = None, part_block: str = "", part_k: float = 8,
-                   part_samples: float = 64, part: float = 0, event: gr.EventData = None,
-                   progress: gr.Progress = gr.Progress()):
+                   part_samples: float = 64, part: float = 0, request: gr.Request = None,
+                   event: gr.EventData = None, progress: gr.Progress = gr.Progress()):
         """Parts of the image (k-means of generator features): the overlay, each part's colour and share of
         the image, the part to edit (`part` when the image shows it, else its largest part) and a status line."""
-        model = self._model(model_id, progress)
+        model, _ = self._drawing(model_id, source, code_file, request, progress)
         ws = code_from(model, source, seed, truncation_psi, class_idx, code_file)
         block, k, samples = _part_settings(part_block, part_k, part_samples)
         overlay, shares = resources.parts_of(self.manager, model, ws, block, k, samples, progress_callback(progress))

@@ -3,7 +3,7 @@
 Input: an uploaded or webcam photo (aligned FFHQ-style for face models), an example, or an image
 generated from a seed (so the true code is known). The ticked methods run with their budgets;
 each gives a reconstruction with LPIPS, PSNR, MSE, time and latent space, a loss curve
-(optimisation methods), ReStyle's passes as a strip, and its code as .npz, which can be sent to
+(optimisation methods), ReStyle's and HyperStyle's passes as a strip, and its code as .npz, which can be sent to
 the Editing tab (button) and which the StyleCLIP tab reads from the 'Codes' list (its source
 'inversion'). Endpoints: /invert (documented below), /align (the aligned crop only) and
 /invert_estimate (what the chosen methods will take on a CPU, from one measured step).
@@ -11,7 +11,7 @@ the Editing tab (button) and which the StyleCLIP tab reads from the 'Codes' list
 The simple view holds what a visitor needs: the model, a photo or a seed, the methods (and the
 encoder when one is ticked), the estimate and Invert, which is enabled once there is something to
 invert. A closed "Advanced" section holds alignment, truncation, the step counts of the ticked
-methods, ReStyle's passes and the schedule; every control is shown only when its source or method is
+methods, the passes of ReStyle and HyperStyle, and the schedule; every control is shown only when its source or method is
 chosen. Numbers are checked by the events, so a message names the field and its range. Results are
 shown whole and small ones enlarged (the 64 px demo networks); the codes are files to download, at
 the model's size. "Send to the Editing tab" is enabled once an inversion produced codes.
@@ -43,11 +43,13 @@ from spaces.common import (
     request_number,
     required_number,
     required_seed,
+    session_key,
     shown,
     user_errors,
 )
 from spaces.handoff import EDITING_CODE_INPUTS, INVERSION_CODES, offer, offered
 from stylecore.engine.manager import LoadedModel, ModelManager
+from stylecore.engine.tuned import forget_session, keep_tuned
 from stylecore.inversion.compare import (Comparison, code_error, compare_on, load_networks, save_result, save_weights,
                                          seed_target)
 from stylecore.inversion.encoder_cards import ENCODER_GENERATORS, encoder_zoo
@@ -63,7 +65,8 @@ STEP_METHODS = [m for m in METHODS.values() if m.steps is not None]  # one steps
 SOURCES = [("a photo", "image"), ("a seed", "seed")]
 METHODS_INFO = ("how the code that redraws the image is found; tick several to compare. W: one code for every "
                 "layer (stays easy to edit). W+: one code per layer (closer to the photo). Encoder: a trained "
-                "network, in one pass. Hybrid: the encoder, then W+ steps")
+                "network, in one pass. Hybrid: the encoder, then W+ steps. PTI: a W code, then the generator's weights "
+                "tuned to the photo. HyperStyle: a network predicts those weight changes in a few passes")
 TABLE_HEADERS = ["method", "space", "LPIPS", "PSNR (dB)", "MSE", "seconds", "steps", "code error"]
 TABLE_LABEL = ("Metrics against the aligned target (LPIPS, MSE: lower is closer; PSNR: higher is closer; code "
                "error: distance to a seed's true code)")
@@ -204,13 +207,15 @@ class InversionTab:
         instead of failing when no face is found. methods: any of 'w', 'wplus', 'encoder', 'hybrid'
         (or their labels), 'pti'. w_steps / wplus_steps / hybrid_steps / pti_steps: optimisation steps (1-10000;
         PTI's W pivot and its tuning each take pti_steps).
-        encoder: encoder id or .pt path for 'encoder' and 'hybrid'. encoder_iterations: ReStyle passes.
+        encoder: encoder id or .pt path for 'encoder' and 'hybrid'. encoder_iterations: ReStyle's and HyperStyle's
+        passes ('hyperstyle' runs for StyleGAN2 FFHQ 1024 config-f, and untrained on the demo network).
         schedule: 'coarse-to-fine' (early steps on the 256 px image of a StyleGAN2), 'full', or 'auto'
         (coarse-to-fine on a CPU, full on a GPU).
 
         Returns: aligned target, gallery (target then one reconstruction per method; on a page, images
         enlarged when small), metrics table (methods by short name: W, W+, encoder, hybrid), loss curves,
-        ReStyle strip, .npz codes (the model's own size), the code picker's update, status line.
+        strip of passes, .npz codes (the model's own size) and PTI's / HyperStyle's tuned weights (.safetensors),
+        the code picker's update, status line.
         """
         stop = self.stops.get(request)
         stop.clear()
@@ -222,6 +227,9 @@ class InversionTab:
                                          progress)
         comparison = compare_on(self.manager, model, prepared.image, specs, progress_callback(progress), stop.is_set,
                                 schedule)
+        for result in comparison.results:  # PTI / HyperStyle: their codes' own weights, for Editing and StyleCLIP
+            if result.weights:
+                keep_tuned(self.manager, session_key(request), model, result.weights)
         return self._outputs(model, prepared, true_ws, comparison, [METHODS[s.kind].short for s in specs], event)
 
     def estimate(self, model_id: str = "", methods: Optional[list[str]] = None, w_steps: float = 300,
@@ -258,9 +266,16 @@ class InversionTab:
         status = f"{prepared.message}. " + ("**Stopped**: partial results. " if comparison.stopped else "") + \
             f"{len(comparison.results)} of {comparison.planned} methods ran on {model.device.type}."
         status += "".join(f" {note}." for note in comparison.notes)  # with why LPIPS is random, when it is
+        if weights:
+            status += (" The Editing and StyleCLIP tabs draw the PTI / HyperStyle codes with their tuned weights "
+                       "during this session; the weights are also offered as .safetensors.")
         picks = gr.update(choices=[(Path(f).name, f) for f in files], value=files[-1] if files else None)
         return (shown(prepared.image, event), gallery, _metrics(comparison, names, true_ws),
                 _loss_table(comparison.results, names), strip, files + weights, picks, status)
+
+    def forget(self, request: gr.Request) -> None:
+        """The session ended: drop the generators it tuned."""
+        forget_session(self.manager, session_key(request))
 
     def stop(self, request: gr.Request) -> str:
         self.stops.get(request).set()
@@ -277,12 +292,13 @@ class InversionTab:
     def shown(source: str, methods: Any) -> list:
         """Which controls the source and the ticked methods use, in the order of `layout`'s `modal`:
         image, seed, image advanced, seed advanced, one steps field per optimising method, encoder,
-        ReStyle iterations, ReStyle strip."""
+        passes, strip of passes."""
         kinds = _kinds(methods)
         encoding = bool(kinds & {m.kind for m in METHODS.values() if m.uses_encoder})
+        passing = bool(kinds & {m.kind for m in METHODS.values() if m.uses_passes})
         image = source == "image"
         return _shown(image, not image, image, not image, *(m.kind in kinds for m in STEP_METHODS),
-                      encoding, encoding, encoding)
+                      encoding, passing, passing)
 
     @staticmethod
     def ready(source: str, image: Any) -> Any:
@@ -301,7 +317,7 @@ class InversionTab:
         specs = _specs(a.get("methods"), a.get("w_steps"), a.get("wplus_steps"), a.get("hybrid_steps"),
                        a.get("pti_steps"),
                        a.get("encoder"), a.get("encoder_iterations"))
-        load_networks(self.manager, self.manager.get(str(a.get("model_id") or self.default)).G, specs)
+        load_networks(self.manager, self.manager.get(str(a.get("model_id") or self.default)), specs)
 
     def layout(self) -> None:
         """Lay out the tab in the current gr.Blocks and wire its events."""
@@ -312,6 +328,7 @@ class InversionTab:
         own_encoders = _encoders_for(default)
         ticked, budgets = opening(manager.device.type, bool(own_encoders))
         encoding = any(METHODS[kind].uses_encoder for kind in ticked)
+        passing = any(METHODS[kind].uses_passes for kind in ticked)
         editing = offered(EDITING_CODE_INPUTS)
 
         with gr.Tab("Inversion", id="inversion") as tab:
@@ -352,8 +369,8 @@ class InversionTab:
                                            info=_steps_info(m.steps), visible=m.kind in ticked)
                                  for m in STEP_METHODS]
                         iterations = gr.Number(value=ITERATIONS.default, precision=0, label=ITERATIONS.name,
-                                               visible=encoding,
-                                               info=f"{ITERATIONS.low} to {ITERATIONS.high}: encoder passes, each "
+                                               visible=passing,
+                                               info=f"{ITERATIONS.low} to {ITERATIONS.high}: passes, each "
                                                     "correcting the last")
                         schedule = gr.Radio([COARSE_TO_FINE, FULL], value=default_schedule(manager.device),
                                             label="Optimisation schedule", info=SCHEDULE_INFO)
@@ -372,8 +389,8 @@ class InversionTab:
                     # No set height: Gradio fits the chart to it and cuts the legend off.
                     plot = gr.LinePlot(x="step", y="log10 loss", color="method", label="Loss curves (lower: closer)",
                                        x_title="optimisation step", y_title="loss (log10)")
-                    strip = gr.Gallery(label="ReStyle iterations", columns=6, height="auto", format="png",
-                                       object_fit="contain", visible=encoding, elem_classes=["snug-gallery"])
+                    strip = gr.Gallery(label="Passes (ReStyle, HyperStyle)", columns=6, height="auto", format="png",
+                                       object_fit="contain", visible=passing, elem_classes=["snug-gallery"])
                     codes = gr.File(label="Codes (.npz, array 'w')", file_count="multiple", interactive=False,
                                     elem_classes=["inversion-codes"])
                     offer(INVERSION_CODES, codes)
@@ -394,6 +411,7 @@ class InversionTab:
                    settings, [estimate_box], estimate_box, api_name="invert_estimate", show_progress="minimal",
                    trigger_mode="always_last")
             stop_button.click(self.stop, None, [status], api_visibility="private")
+            gr.context.Context.root_block.unload(self.forget)
             chosen.change(lambda path: gr.update(interactive=bool(path)), [chosen], [send], api_visibility="private")
             if editing is not None:
                 radio, file, tabs = editing

@@ -38,6 +38,7 @@ from spaces.common import (
     required_int,
     required_number,
     shown,
+    tuned_for,
     user_errors,
 )
 from spaces.handoff import INVERSION_CODES, offered
@@ -156,6 +157,7 @@ class StyleClipTab:
                         l2_lambda, mapper_file, mapper_hub, mapper_strength, clip_model, id_weights, id_lambda,
                         schedule)
         model = self.manager.get(model_id or self.default, progress=progress_callback(progress))
+        model, drawn = tuned_for(self.manager, model, source, code_file, inversion_codes, request)
         ws = code_from(model, source, seed, truncation_psi, class_idx, code_file, inversion_codes)
         try:
             result = resources.edit_by_text(self.manager, model, ws, edit, progress_callback(progress), stop)
@@ -164,7 +166,7 @@ class StyleClipTab:
         png, code = result.save(Path(tempfile.mkdtemp(prefix="stylecore-styleclip-")), f"{model.card.id}-styleclip")
         gallery = [(shown(image, event), f"{value:g}") for image, value in result.strip]
         return (shown(result.before, event), shown(result.after, event), gallery, str(png), str(code),
-                edit_status(model, result, timed=True))
+                edit_status(model, result, timed=True, drawn=drawn))
 
     def stop_run(self, request: gr.Request):
         self.stops.get(request).set()

@@ -276,3 +276,62 @@ def test_memory_budget_keeps_only_what_fits(fake_hub, tmp_path):
     kept = manager.resource_keys()
     assert [k[0] for k in kept] == ["identity", "clip"] and kept[1] == ("clip", clip_b, "cpu")
     assert manager.loaded_ids() == ["demo"]
+
+
+# --- PTI and HyperStyle codes handed on -----------------------------------------------------------------------
+
+
+class _Session:
+    """What a handler reads of a gr.Request: its browser session."""
+
+    def __init__(self, session_hash: str):
+        self.session_hash = session_hash
+
+
+def test_tuned_codes_are_edited_with_their_sessions_weights(editing, manager, fake_hub, monkeypatch):
+    """A PTI / HyperStyle code is drawn with its tuned weights in the session that made it (Editing and
+    StyleCLIP), strength 0 is still the identity, another session or an ended one gets the shared
+    generator with a note, and the shared generator never changes."""
+    from spaces.inversion import InversionTab
+    from stylecore.engine.tuned import KIND, weights_digest
+
+    monkeypatch.setenv("STYLECORE_LPIPS_BACKBONE", "random")
+    inversion, mine, other = InversionTab(manager), _Session("mine"), _Session("other")
+    shared = weights_digest(manager.get("demo").G.state_dict())  # hashed afresh each time (no cache)
+    _, gallery, _, _, _, files, _, status = inversion.invert(
+        model_id="demo", source="seed", seed=3, methods=["pti", "hyperstyle"], pti_steps=3, encoder_iterations=2,
+        schedule="full", request=mine)
+    pti_code, hyper_code = files[:2]
+    assert "tuned weights during this session" in status
+    assert sum(key[0] == KIND and key[1] == "mine" for key in manager.resource_keys()) == 2
+
+    for code, (reconstruction, _) in ((pti_code, gallery[1]), (hyper_code, gallery[2])):
+        before, after, _, _, status = editing.apply_edit("demo", source="file", code_file=code, method="GANSpace",
+                                                         component=0, pca_strength=3.0, request=mine, **PCA)
+        assert "drawn with the generator weights PTI or HyperStyle tuned" in status
+        assert np.abs(before.astype(int) - reconstruction.astype(int)).max() <= 1  # the inversion's own image
+        assert np.abs(after.astype(int) - before.astype(int)).mean() > 0.5
+        same = editing.apply_edit("demo", source="file", code_file=code, method="GANSpace", component=0,
+                                  pca_strength=0.0, request=mine, **PCA)
+        np.testing.assert_array_equal(same[1], same[0])
+        np.testing.assert_array_equal(same[0], before)
+
+    elsewhere = editing.apply_edit("demo", source="file", code_file=pti_code, method="GANSpace", component=0,
+                                   pca_strength=0.0, request=other, **PCA)
+    assert "Note: this code was made by PTI or HyperStyle" in elsewhere[-1]
+    assert np.abs(elsewhere[0].astype(int) - gallery[1][0].astype(int)).mean() > 0.5  # the shared generator
+
+    _serve_clips(fake_hub)
+    clip_name = f"hf-hub:{CLIP_REPOS[0]}"
+    _seed_relevance_table(manager, clip_name, 1)
+    text = StyleClipTab(manager).run("demo", source="inversion", inversion_codes=files, target="curly hair",
+                                     beta=0.0, relevance_images=1, clip_model=clip_name, alpha=0.0, strip="",
+                                     request=mine)
+    assert np.abs(text[0].astype(int) - gallery[1][0].astype(int)).max() <= 1 and "tuned" in text[-1]
+
+    inversion.forget(mine)  # the session ended
+    assert not any(key[0] == KIND for key in manager.resource_keys())
+    ended = editing.apply_edit("demo", source="file", code_file=pti_code, method="GANSpace", component=0,
+                               pca_strength=0.0, request=mine, **PCA)
+    assert "Note: this code was made by PTI or HyperStyle" in ended[-1]
+    assert weights_digest(manager.get("demo").G.state_dict()) == shared

@@ -311,3 +311,69 @@ def test_shared_layers_must_fit_the_shared_hypernetwork():
     shapes = layer_shapes(_tiny_generator().synthesis)
     with pytest.raises(ValueError, match="shared hypernetwork"):
         SharedWeightsHyperNetResNet(shapes, widths=(8, 8, 8, 8), code_dim=8, shared_channels=32)
+
+
+# ------------------------------------------------------------------------------------------------
+# The released files as the app fetches them
+
+
+def _size_in_real_files(name: str) -> float:
+    """The size real_files.md gives a HyperStyle file, in bytes ('1.44 GB', '258 MB')."""
+    import re
+
+    text = (Path(__file__).parents[2] / "shared" / "reference" / "real_files.md").read_text()
+    match = re.search(rf"`models/hyperstyle/{re.escape(name)}` \(([\d.]+) (GB|MB), PT4\)", text.replace("\n  ", " "))
+    if match is None:
+        pytest.skip("../shared/reference/real_files.md is not beside the checkout")
+    return float(match.group(1)) * {"GB": 1e9, "MB": 1e6}[match.group(2)]
+
+
+def test_released_cards_are_the_published_files():
+    from stylecore.inversion.hyperstyle_sources import RELEASED
+
+    for card in RELEASED:
+        assert card.repo_id == "trysem/DualStyleGANplus" and card.filename.startswith("models/hyperstyle/")
+        assert len(card.revision) == 40 and len(card.sha256) == 64
+        published = _size_in_real_files(card.filename.rsplit("/", 1)[1])
+        assert abs(card.size - published) / published < 0.005
+
+
+def test_hyperstyle_in_the_comparison_through_the_hub(tiny, fake_hub, tmp_path, monkeypatch):
+    """The comparison fetches both released files (real layout, PT4, pinned) through the Hub client and runs
+    HyperStyle on the app's own generator: the card that is its decoder, read from a rosinality file."""
+    import dataclasses
+    import hashlib
+
+    from stylecore.engine.manager import ModelManager
+    from stylecore.engine.zoo import Zoo
+    from stylecore.inversion import hyperstyle_sources
+    from stylecore.inversion.compare import compare_on, seed_target
+    from stylecore.inversion.methods import choose
+    from writers.rosinality import write_rosinality_pt
+
+    G, hyper_path, w_path, _ = tiny
+    monkeypatch.setenv("STYLECORE_LPIPS_BACKBONE", "random")
+    pinned = []
+    for card, path in zip(hyperstyle_sources.RELEASED, (hyper_path, w_path)):
+        data = path.read_bytes()
+        commit = fake_hub.add_file(card.repo_id, card.filename, data)
+        pinned.append(dataclasses.replace(card, revision=commit, sha256=hashlib.sha256(data).hexdigest(),
+                                          size=len(data)))
+    monkeypatch.setattr(hyperstyle_sources, "RELEASED", tuple(pinned))
+    decoder = tmp_path / "stylegan2-ffhq-config-f.pt"
+    write_rosinality_pt(decoder, G, "convert_weight")
+    commit = fake_hub.add_file("tester/decoder", decoder.name, decoder.read_bytes())
+    models = tmp_path / "models.toml"
+    models.write_text(f'[[models]]\nid = "sg2-ffhq-1024-rosinality"\ntitle = "the decoder, small"\n'
+                      f'architecture = "stylegan2"\nformat = "rosinality"\nrepo_id = "tester/decoder"\n'
+                      f'filename = "{decoder.name}"\nrevision = "{commit}"\n')
+    manager = ModelManager(Zoo.from_sources(str(models)), device="cpu")
+    model = manager.get("sg2-ffhq-1024-rosinality")
+    image, _ = seed_target(model.G, 4)
+    (result,) = compare_on(manager, model, image, choose(["hyperstyle"], {}, iterations=2), schedule="full").results
+    assert result.space == "W + weight offsets" and len(result.iterations) == 2 and result.metrics["lpips"] >= 0
+    assert "same weights as the encoder's own decoder" in result.note  # the app's G is HyperStyle's decoder
+    assert sorted(result.weights) == sorted(layer_names(128)[i] for i in map(int, TINY_LAYERS.split(",")))
+    assert any(key[0] == "hyperstyle" for key in manager.resource_keys())
+    with pytest.raises(ValueError, match="fits StyleGAN2 FFHQ 1024 \\(config-f\\) only"):
+        compare_on(manager, manager.get("demo-sg3"), image, choose(["hyperstyle"], {}, iterations=1))

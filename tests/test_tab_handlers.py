@@ -105,11 +105,13 @@ def test_invert_runs_every_registry_method(manager, tmp_path):
     assert aligned.shape == (64, 64, 3)  # an API call: the real pixels (a page gets them enlarged)
     assert len(rows) == len(METHODS) and len(gallery) == len(METHODS) + 1
     assert list(rows["method"]) == [m.short for m in METHODS.values()]
-    assert list(rows["space"]) == ["W", "W+", "W+", "W+", "W + tuned weights"]
-    assert files[-1].endswith("-PTI-tuned-weights.safetensors") and len(files) == len(METHODS) + 1
+    assert list(rows["space"]) == ["W", "W+", "W+", "W+", "W + tuned weights", "W + weight offsets"]
+    assert [Path(f).name.split("-", 2)[-1] for f in files[-2:]] == ["PTI-tuned-weights.safetensors",
+                                                                     "HyperStyle-tuned-weights.safetensors"]
+    assert len(files) == len(METHODS) + 2
     assert rows["code error"].all()  # a seed's target: the error to its true code is known
     assert "LPIPS (random VGG16)" in rows.columns  # the table says its LPIPS is not the published one
-    assert len(strip) == 2 and f"{len(METHODS)} of {len(METHODS)} methods ran" in status
+    assert len(strip) == 2 + 2 and f"{len(METHODS)} of {len(METHODS)} methods ran" in status  # ReStyle, HyperStyle
     assert LPIPS_KEY in manager.resource_keys()  # the manager, not a module cache, keeps LPIPS
     assert ("w_stats", "demo", 10000) in manager.resource_keys()
     assert any(key[0] == "encoder" and key[1] == encoder for key in manager.resource_keys())

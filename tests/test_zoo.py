@@ -65,8 +65,9 @@ def test_builtin_files_are_unique_and_pinned():
     unpinned = {item.id for item in everything if item.repo_id and not item.revision}
     assert unpinned == {"dlib-68-landmarks", "arcface-ir-se50", "clip-openai-vit-b-16", "clip-openai-vit-l-14"}
     assert all(len(item.revision) == 40 for item in everything if item.revision)
-    # 24 of the 25 StyleGAN-NADA domains have a checksum (not marble.pt) and 19 an exact size
-    assert sum(1 for item in everything if item.sha256) == 20 + 24 and sum(1 for item in everything if item.size) == 11 + 19
+    # 24 of the 25 StyleGAN-NADA domains have a checksum (not marble.pt) and 19 an exact size; HyperStyle's two both
+    assert sum(1 for item in everything if item.sha256) == 20 + 24 + 2
+    assert sum(1 for item in everything if item.size) == 11 + 19 + 2
     assert {kind for _, kind in BUILTIN_ENCODERS} == {"psp", "e4e"}
     fs3 = builtin_file("styleclip-fs3")
     assert (fs3.repo_id, fs3.filename, fs3.revision) == ("rinong/stylegan-nada-models", "fs3.npy",

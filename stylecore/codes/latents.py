@@ -92,6 +92,20 @@ def save_latents(path: Union[str, Path], ws: torch.Tensor, **meta: Union[str, in
     return path
 
 
+def code_text(path: Union[str, Path], key: str) -> str:
+    """A text field saved beside the codes (e.g. 'tuned_weights'), or '' when the file has none or is unreadable:
+    the codes themselves are read and checked by `load_latents`."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return ""
+        check_zip_members(path, max_expanded=MAX_CODES_BYTES)
+        with np.load(path, allow_pickle=False) as data:
+            value = np.asarray(data[key]) if key in data.files else None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile):
+        return ""
+    return str(value) if value is not None and value.dtype.kind == "U" and value.ndim == 0 else ""
+
+
 def load_latents(path: Union[str, Path], num_ws: Optional[int] = None, w_dim: Optional[int] = None) -> torch.Tensor:
     """Read W or W+ codes from .npz (key 'w'); W [N, w_dim] is broadcast to W+ when num_ws is given.
     Messages name the file, not its folder (uploads live in server temp folders)."""

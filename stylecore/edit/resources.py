@@ -68,13 +68,16 @@ def _labelled(progress: Progress, label: str) -> ByteProgress:
 
 
 def style_std_table(manager: ModelManager, model: LoadedModel) -> list[torch.Tensor]:
-    """Per-channel standard deviation of S: the unit of StyleSpace strengths."""
+    """Per-channel standard deviation of S: the unit of StyleSpace strengths (of the shared model, as every
+    table here: a session's tuned weights change its images, not the model's statistics)."""
+    model = model.shared
     return manager.resource(("style_std", assets.model_cache_key(model)), lambda: style_std(model.G))
 
 
 def pca_table(manager: ModelManager, model: LoadedModel, samples: int, components: int, seed: int,
               progress: Progress = None) -> PCA:
     """GANSpace's PCA of W (class 0 of a conditional model), also cached on disk."""
+    model = model.shared
     key = assets.model_cache_key(model)
     return manager.resource(("pca", key, samples, components, seed), lambda: cached_pca(
         model.G, key, samples, components, seed, class_idx=0 if model.G.c_dim else None, progress=progress))
@@ -83,6 +86,7 @@ def pca_table(manager: ModelManager, model: LoadedModel, samples: int, component
 def part_table(manager: ModelManager, model: LoadedModel, block: str, k: int, samples: int,
                progress: Progress = None) -> PartModel:
     """The k-means parts of one feature block (empty: the default block), also cached on disk."""
+    model = model.shared
     key = assets.model_cache_key(model)
     block = block or default_block(model.G)
     return manager.resource(("parts", key, block, k, samples), lambda: cached_parts(
@@ -149,6 +153,7 @@ def clip_model(manager: ModelManager, name: Optional[str], device: Union[str, to
 def relevance_table(manager: ModelManager, model: LoadedModel, clip: ClipModel, images: int,
                     progress: Progress = None, should_stop: ShouldStop = None) -> sc.ChannelRelevance:
     """StyleCLIP's channel relevance table: the released one where it fits, else computed (resumable)."""
+    model = model.shared
     key = assets.model_cache_key(model)
 
     def build() -> sc.ChannelRelevance:

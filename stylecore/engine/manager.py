@@ -94,10 +94,16 @@ class LoadedModel:
     nbytes: int
     load_seconds: float
     info: dict = field(default_factory=dict)
+    tuned_from: Optional["LoadedModel"] = None  # the shared model whose synthesis weights a session tuned
 
     @property
     def untrained(self) -> bool:
         return self.card.format == "builtin"
+
+    @property
+    def shared(self) -> "LoadedModel":
+        """The model every session shares: what per-model tables (PCA, style statistics, parts) are built from."""
+        return self.tuned_from or self
 
 
 class ModelManager:
@@ -183,6 +189,19 @@ class ModelManager:
                 self.load_count[key] = self.load_count.get(key, 0) + 1
                 self._evict_over_budget(keep=key)
             return value
+
+    def kept(self, key: Hashable) -> Optional[Any]:
+        """The entry `key` if it is kept (it becomes the most recently used), else None; nothing is built."""
+        with self._state_lock:
+            if key not in self._entries:
+                return None
+            self._entries.move_to_end(key)
+            return self._entries[key][0]
+
+    def kept_sizes(self, select: Callable[[Hashable], bool]) -> list[tuple[Hashable, int]]:
+        """(key, bytes) of the kept entries `select` picks, least recently used first."""
+        with self._state_lock:
+            return [(k, nbytes) for k, (_, nbytes) in self._entries.items() if select(k)]
 
     def evict(self, key: Hashable) -> None:
         with self._state_lock:

@@ -17,6 +17,7 @@ import torch
 
 from stylecore.codes.generate import to_uint8
 from stylecore.codes.latents import seeds_to_ws
+from stylecore.inversion.hyperstyle_sources import check_hyperstyle, managed_hyperstyle
 from stylecore.inversion.methods import Job, MethodSpec, method
 from stylecore.inversion.optimize import (InversionResult, ProjectorConfig, WStats, codes_result, target_tensor,
                                           w_stats)
@@ -28,6 +29,7 @@ from stylecore.progress import Progress, ShouldStop, from_bytes, scaled, stop_re
 if TYPE_CHECKING:
     from stylecore.engine.manager import LoadedModel, ModelManager
     from stylecore.inversion.encoders import EncoderModel
+    from stylecore.inversion.hyperstyle import HyperStyleModel
 
 __all__ = ["EncoderRun", "EncoderResolver", "Comparison", "load_encoder_model", "load_encoder_run",
            "managed_encoders", "check_encoder", "load_networks", "compare_on", "seed_target", "code_error",
@@ -119,13 +121,15 @@ def _measure(result: InversionResult, target: torch.Tensor, lpips_net: torch.nn.
 def run_methods(G: torch.nn.Module, image: np.ndarray, methods: Sequence[MethodSpec], lpips_net: torch.nn.Module,
                 resolve_encoder: Optional[EncoderResolver] = None, c: Optional[torch.Tensor] = None,
                 force_fp32: bool = True, progress: Progress = None, should_stop: ShouldStop = None,
-                stats: Optional[WStats] = None, schedule: Schedule = Schedule()) -> list[InversionResult]:
+                stats: Optional[WStats] = None, schedule: Schedule = Schedule(),
+                resolve_hyperstyle: Optional[Callable[[Progress], HyperStyleModel]] = None) -> list[InversionResult]:
     """Invert `image` (uint8 [R, R, 3], already aligned) with each method in turn; each result gets
     LPIPS / PSNR / MSE against the target. An encoder used both alone and as a hybrid start runs once.
     Stopping ends the running method early (its partial result is kept) and skips the rest.
     Without `resolve_encoder`, encoders are loaded for this call only (`load_encoder_run`); without
     `stats` (G's `w_stats`), each optimiser computes them. `schedule`: how the optimisers spend their
-    steps (full resolution by default; coarse-to-fine runs the early ones at 256 px)."""
+    steps (full resolution by default; coarse-to-fine runs the early ones at 256 px). `resolve_hyperstyle`
+    gives the HyperStyle made for G (without it, HyperStyle cannot run)."""
     if not methods:
         raise ValueError("choose at least one inversion method")
     for spec in methods:
@@ -153,7 +157,7 @@ def run_methods(G: torch.nn.Module, image: np.ndarray, methods: Sequence[MethodS
         return encoded[key]
 
     job = Job(G, target, lpips_net, encode, c=c, force_fp32=force_fp32, should_stop=should_stop, stats=stats,
-              schedule=schedule)
+              schedule=schedule, hyperstyle=resolve_hyperstyle)
     total = sum(max(s.cost, 1.0) for s in methods)
     done = 0.0
     results: list[InversionResult] = []
@@ -184,17 +188,26 @@ def check_encoder(encoder: str, G: torch.nn.Module) -> None:
                          f"model is {G.img_resolution}x{G.img_resolution}: choose a matching model or encoder")
 
 
-def load_networks(manager: ModelManager, G: torch.nn.Module, methods: Sequence[MethodSpec],
-                  progress: Progress = None) -> None:
-    """Check the methods' encoders against G, then download and load them and LPIPS into `manager`
-    (e.g. before a ZeroGPU slot is taken)."""
+def _check_networks(model: LoadedModel, methods: Sequence[MethodSpec]) -> None:
+    """Refuse an encoder or a HyperStyle that does not fit the model, before anything is downloaded."""
     for spec in methods:
         if spec.encoder:
-            check_encoder(spec.encoder, G)
+            check_encoder(spec.encoder, model.G)
+        if spec.kind == "hyperstyle":
+            check_hyperstyle(model.card.id)
+
+
+def load_networks(manager: ModelManager, model: LoadedModel, methods: Sequence[MethodSpec],
+                  progress: Progress = None) -> None:
+    """Check the methods' encoders and HyperStyle against the model, then download and load them and
+    LPIPS into `manager` (e.g. before a ZeroGPU slot is taken)."""
+    _check_networks(model, methods)
     shared_lpips(manager, from_bytes(progress))
     resolve = managed_encoders(manager)
     for encoder in dict.fromkeys(spec.encoder for spec in methods if spec.encoder):
         resolve(encoder, progress)
+    if any(spec.kind == "hyperstyle" for spec in methods):
+        managed_hyperstyle(manager, model, progress)
 
 
 @dataclass
@@ -227,15 +240,13 @@ def compare_on(manager: ModelManager, model: LoadedModel, image: np.ndarray, met
     chosen = schedule_named(schedule, model.device)
     if model.G.c_dim:
         raise ValueError("inversion of conditional (class-labelled) models is not supported")
-    for spec in methods:
-        if spec.encoder:
-            check_encoder(spec.encoder, model.G)
+    _check_networks(model, methods)
     lpips_net = shared_lpips(manager, from_bytes(progress))
     samples = ProjectorConfig().w_avg_samples
     stats = manager.resource(("w_stats", model.card.id, samples), lambda: w_stats(model.G, samples))
     results = run_methods(model.G, image, methods, lpips_net, managed_encoders(manager, model.device),
                           force_fp32=model.force_fp32, progress=progress, should_stop=should_stop, stats=stats,
-                          schedule=chosen)
+                          schedule=chosen, resolve_hyperstyle=lambda prog: managed_hyperstyle(manager, model, prog))
     return Comparison(results, len(methods), lpips_net.random_backbone, lpips_net.backbone_note)
 
 
@@ -257,17 +268,21 @@ def code_error(result: InversionResult, true_ws: torch.Tensor) -> float:
 def save_result(path: Union[str, Path], result: InversionResult) -> Path:
     """Write a result's codes as .npz (key 'w' [1, num_ws, w_dim], the projector's layout, readable by
     the editing tab) with the method, latent space and metrics; the W projection's optimised noise
-    maps are stored as 'noise:<buffer name>'."""
+    maps are stored as 'noise:<buffer name>', and a PTI or HyperStyle code names its tuned weights."""
     from stylecore.codes.latents import save_latents
 
     meta: dict = {"method": result.method, "space": result.space, "steps": result.steps,
                   **{k: float(v) for k, v in result.metrics.items()}}
     meta.update({f"noise:{name}": tensor.numpy() for name, tensor in result.noise.items()})
+    if result.weights:  # PTI / HyperStyle: which tuned weights draw this code (stylecore.engine.tuned)
+        from stylecore.engine.tuned import TUNED_FIELD, weights_digest
+
+        meta[TUNED_FIELD] = weights_digest(result.weights)
     return save_latents(path, result.ws, **meta)
 
 
 def save_weights(path: Union[str, Path], result: InversionResult) -> Optional[Path]:
-    """A PTI result's tuned synthesis weights as .safetensors (the parameter names of the official
+    """A PTI or HyperStyle result's tuned synthesis weights as .safetensors (the parameter names of the official
     StyleGAN2 synthesis network, `synthesis.` prefixed), or None for a result without its own weights."""
     if not result.weights:
         return None

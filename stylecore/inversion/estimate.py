@@ -3,7 +3,7 @@
 On a CPU an optimisation step of a 1024 px model takes seconds, so the tab tells the user what the
 chosen methods, step counts and schedule will cost before the run. Each cost is measured once per
 model, device and resolution (one W+ step: synthesis, LPIPS, backward; one render; one encoder pass
-of the released e4e architecture with random weights) and kept by the model manager (`manager.resource`), so the
+of the released e4e architecture with random weights, which stands for a HyperStyle pass too) and kept by the model manager (`manager.resource`), so the
 first estimate pays for the measurement and later ones are free.
 """
 from __future__ import annotations
@@ -116,6 +116,8 @@ def estimate(manager: ModelManager, model: LoadedModel, specs: Sequence[MethodSp
         if found.uses_encoder and (spec.encoder, spec.iterations) not in encoded:
             encoded.add((spec.encoder, spec.iterations))
             seconds += spec.iterations * _encoder_seconds(manager, model)
+        elif found.iterative:  # HyperStyle: its W encoder, then a hypernetwork pass and a render per pass
+            seconds += (spec.iterations + 1) * _encoder_seconds(manager, model)
         if found.steps is not None:
             stages = Stages(G, schedule, spec.steps)
             full = step_seconds(manager, model, G.img_resolution)

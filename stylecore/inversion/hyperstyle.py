@@ -22,7 +22,7 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Union
 
 import torch
@@ -39,7 +39,7 @@ from stylecore.networks.private import with_tensors
 from stylecore.progress import Progress, ShouldStop, report, stop_requested
 
 __all__ = ["HyperStyleModel", "HyperStyleStep", "HyperStyleRun", "DEFAULT_ITERATIONS", "INPUT_SIZE",
-           "load_hyperstyle", "load_w_encoder", "build_hyperstyle", "tuned_weights", "run", "invert"]
+           "load_hyperstyle", "load_w_encoder", "build_hyperstyle", "on_decoder", "tuned_weights", "run", "invert"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 DEFAULT_ITERATIONS = 5  # the inference script's n_iters_per_batch (the stored opts hold the training value)
@@ -311,6 +311,18 @@ def load_hyperstyle(path: PathLike, w_encoder_path: Optional[PathLike] = None,
 
 # -------------------------------------------------------------------------------------------------
 # technique
+
+
+def on_decoder(model: HyperStyleModel, G: torch.nn.Module) -> HyperStyleModel:
+    """`model` tuning the generator G instead of its own decoder (the app's loaded network, so the tuned
+    weights are offsets of the very generator that draws the code and its edits); the layers' shapes must agree."""
+    if G is model.decoder:
+        return model
+    if int(G.img_resolution) != model.resolution or int(G.num_ws) != model.latent_avg.shape[0] or \
+            layer_shapes(G.synthesis) != layer_shapes(model.decoder.synthesis):
+        raise ValueError(f"this HyperStyle was made for a {model.resolution} px StyleGAN2 of its own layer shapes; "
+                         f"the chosen generator ({int(G.img_resolution)} px) is another network")
+    return replace(model, decoder=G)
 
 
 def tuned_weights(model: HyperStyleModel, offsets: Mapping[int, torch.Tensor], index: int = 0

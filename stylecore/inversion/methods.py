@@ -17,6 +17,7 @@ from stylecore.progress import Progress, ShouldStop
 if TYPE_CHECKING:  # the CLI reads this registry to build its parser: no torch at import
     import torch
 
+    from stylecore.inversion.hyperstyle import HyperStyleModel
     from stylecore.inversion.optimize import InversionResult, WStats
 
 __all__ = ["Budget", "Method", "MethodSpec", "Job", "METHODS", "METHOD_KINDS", "ITERATIONS", "MAX_STEPS",
@@ -50,12 +51,12 @@ class Budget:
         return int(number)
 
 
-ITERATIONS = Budget("ReStyle iterations", 1, MAX_ITERATIONS, default=5, full=5)
+ITERATIONS = Budget("Passes (ReStyle, HyperStyle)", 1, MAX_ITERATIONS, default=5, full=5)
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One method to run, with its budget: optimisation steps, or encoder iterations (ReStyle)."""
+    """One method to run, with its budget: optimisation steps, or passes (ReStyle, HyperStyle)."""
 
     kind: str
     steps: int = 0
@@ -66,16 +67,16 @@ class MethodSpec:
         found = method(self.kind)
         if found.steps is not None:
             found.steps.check(self.steps)
-        if found.uses_encoder:
-            if not self.encoder:
-                raise ValueError(f"{found.label}: choose an encoder")
+        if found.uses_encoder and not self.encoder:
+            raise ValueError(f"{found.label}: choose an encoder")
+        if found.uses_passes:
             ITERATIONS.check(self.iterations)
 
     @property
     def cost(self) -> float:
         """Rough relative cost, to split the progress bar between methods."""
         found = method(self.kind)
-        return float(self.steps if found.steps else 0) + 5.0 * self.iterations * found.uses_encoder
+        return float(self.steps if found.steps else 0) + 5.0 * self.iterations * found.uses_passes
 
 
 @dataclass
@@ -83,7 +84,8 @@ class Job:
     """What every method of one comparison shares. `encoded(spec, progress)` runs the spec's encoder
     once per (encoder, iterations), so an encoder used alone and as a hybrid start runs once; `stats`
     are G's w_avg and w_std where the optimisers start (each computes them when None); `schedule` is
-    how every optimiser spends its steps (full resolution throughout, or coarse-to-fine)."""
+    how every optimiser spends its steps (full resolution throughout, or coarse-to-fine);
+    `hyperstyle(progress)` gives the HyperStyle made for G (None: HyperStyle cannot run)."""
 
     G: torch.nn.Module
     target: torch.Tensor  # [1, C, R, R] in [-1, 1]
@@ -94,6 +96,7 @@ class Job:
     should_stop: ShouldStop = None
     stats: Optional[WStats] = None
     schedule: Schedule = Schedule()
+    hyperstyle: Optional[Callable[[Progress], HyperStyleModel]] = None
 
 
 Runner = Callable[[Job, MethodSpec, Progress], "InversionResult"]
@@ -111,6 +114,12 @@ class Method:
     uses_encoder: bool
     run: Runner
     rounds: int = 1  # how many times the steps are run (PTI: the pivot's, then the tuning's)
+    iterative: bool = False  # refines in passes without an encoder of the list (HyperStyle)
+
+    @property
+    def uses_passes(self) -> bool:
+        """Whether the passes setting (ITERATIONS) applies: the encoders (ReStyle) and HyperStyle."""
+        return self.uses_encoder or self.iterative
 
 
 def _run_w(job: Job, spec: MethodSpec, progress: Progress) -> InversionResult:
@@ -155,6 +164,22 @@ def _run_pti(job: Job, spec: MethodSpec, progress: Progress) -> InversionResult:
                 progress=scaled(progress, 0.5, 1.0), should_stop=job.should_stop, schedule=job.schedule)
 
 
+def _run_hyperstyle(job: Job, spec: MethodSpec, progress: Progress) -> InversionResult:
+    from stylecore.inversion.compare import decoder_match_note
+    from stylecore.inversion.hyperstyle import invert, on_decoder
+    from stylecore.progress import scaled
+
+    if job.hyperstyle is None:
+        raise ValueError("HyperStyle needs the HyperStyle network made for this generator")
+    model = job.hyperstyle(scaled(progress, 0.0, 0.2))
+    result = invert(on_decoder(model, job.G), job.target, spec.iterations, scaled(progress, 0.2, 1.0),
+                    job.should_stop)
+    matched = decoder_match_note("HyperStyle", model.decoder, job.G) if model.decoder is not job.G else ""
+    notes = [result.note, matched, *model.notes]
+    result.note = "; ".join(note for note in notes if note)
+    return result
+
+
 METHODS: dict[str, Method] = {m.kind: m for m in (
     Method("w", "W optimisation (official projector)", "W",
            Budget("W steps", 1, MAX_STEPS, default=300, full=1000, note="official: 1000"),
@@ -169,6 +194,8 @@ METHODS: dict[str, Method] = {m.kind: m for m in (
            Budget("PTI steps", 1, MAX_STEPS, default=100, full=350,
                   note="the W pivot and the tuning each take this many; paper: 450 + 350"),
            uses_encoder=False, run=_run_pti, rounds=2),
+    Method("hyperstyle", "HyperStyle (W encoder + predicted weight offsets)", "HyperStyle", None, uses_encoder=False,
+           run=_run_hyperstyle, iterative=True),
 )}
 METHOD_KINDS = tuple(METHODS)
 
@@ -190,7 +217,7 @@ def choose(names: Sequence[str], steps: Mapping[str, Any], encoder: str = "",
     chosen = dict.fromkeys(method(name) for name in names)
     return [MethodSpec(kind=m.kind, steps=m.steps.check(steps.get(m.kind)) if m.steps else 0,
                        encoder=str(encoder or "").strip() if m.uses_encoder else "",
-                       iterations=ITERATIONS.check(iterations) if m.uses_encoder else 1)
+                       iterations=ITERATIONS.check(iterations) if m.uses_passes else 1)
             for m in chosen]
 
 
