@@ -26,7 +26,7 @@ def app(workdir):
 def page(browser, app):
     """One page for the module: the tests continue on the Video tab the first one opened."""
     with local_page(browser) as page:
-        page.goto(app.url, wait_until="networkidle")
+        page.goto(app.url)  # not "networkidle": the session's heartbeat keeps a connection open
         page.get_by_role("tab", name="Video").click()
         yield page
 
