@@ -103,6 +103,43 @@ def test_invert_in_the_browser(page, app, tmp_path):
     assert app.alive()
 
 
+def test_pti_and_hyperstyle_codes_edited_with_their_weights_in_the_browser(page, app):
+    """PTI and HyperStyle side by side (the untrained HyperStyle of the demo network), their passes and tuned
+    weights offered, and a code sent to Editing is drawn there with its own tuned weights."""
+    page.goto(app.url)
+    page.get_by_role("tab", name="Inversion").click()
+    page.get_by_role("checkbox", name="W optimisation (official projector)").uncheck()
+    page.get_by_role("checkbox", name="W+ optimisation (Image2StyleGAN)").uncheck()
+    page.get_by_role("checkbox", name="PTI (W pivot + pivotal tuning of the generator)").check()
+    page.get_by_role("checkbox", name="HyperStyle (W encoder + predicted weight offsets)").check()
+    page.get_by_role("radio", name="a seed").filter(visible=True).first.check()
+    page.get_by_role("spinbutton", name="Seed").filter(visible=True).first.fill("5")
+    page.get_by_text("Advanced", exact=True).filter(visible=True).first.click()
+    page.get_by_role("spinbutton", name="PTI steps").fill("2")
+    page.get_by_role("spinbutton", name="Passes (ReStyle, HyperStyle)").fill("2")
+    page.get_by_role("button", name="Invert", exact=True).click()
+    page.get_by_test_id("markdown").filter(has_text="2 of 2 methods ran").first.wait_for()
+    assert page.get_by_test_id("markdown").filter(has_text="draw the PTI / HyperStyle codes with their tuned "
+                                                           "weights").count()
+    codes = block(page, "Codes (.npz, array 'w')")
+    listed = codes.inner_text().replace("\n", "")  # a file's name and extension are shown apart
+    assert codes.get_by_test_id("download-link").count() == 4
+    assert "demo-0-PTI-tuned-weights.safetensors" in listed and "demo-1-HyperStyle-tuned-weights.safetensors" in listed
+    strip = block(page, "Passes (ReStyle, HyperStyle)")
+    page.wait_for_function("g => [...g.querySelectorAll('img')].filter(i => i.naturalWidth).length >= 2",
+                           arg=strip.element_handle())
+
+    send = page.get_by_role("button", name="Send to the Editing tab")
+    page.wait_for_function("b => !b.disabled", arg=send.element_handle())
+    send.click()  # the last code: HyperStyle's
+    page.get_by_role("tab", name="Editing", selected=True).wait_for()
+    block(page, "Code (.npz)").get_by_text(re.compile("-HyperStyle")).first.wait_for()
+    page.get_by_role("button", name="Apply edit").click()
+    page.get_by_test_id("markdown").filter(has_text="drawn with the generator weights PTI or HyperStyle tuned "
+                                                    "for this code").first.wait_for()
+    assert app.alive()
+
+
 def png_header_only(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
@@ -155,4 +192,12 @@ def test_invert_api_photo_and_bad_inputs(app, tmp_path):
         *_, status = client.predict(model_id="demo", image=handle_file(str(grey)), alignment="align",
                                     crop_if_no_face=True, methods=["w"], w_steps=2, api_name="/invert")
         assert "no face found: used a centre crop" in status
+
+        # A PTI code through the API: the same client (its session) edits it with the tuned weights.
+        *_, files, _, status = client.predict(model_id="demo", source="seed", seed=2, methods=["pti"], pti_steps=2,
+                                              api_name="/invert")
+        assert files[-1].endswith("-PTI-tuned-weights.safetensors")
+        *_, edited = client.predict(model_id="demo", source="file", code_file=handle_file(files[0]),
+                                    method="GANSpace", pca_samples=500, pca_strength=0, api_name="/edit")
+        assert "drawn with the generator weights PTI or HyperStyle tuned for this code" in edited
     assert app.alive()
