@@ -340,7 +340,8 @@ def test_released_cards_are_the_published_files():
 
 def test_hyperstyle_in_the_comparison_through_the_hub(tiny, fake_hub, tmp_path, monkeypatch):
     """The comparison fetches both released files (real layout, PT4, pinned) through the Hub client and runs
-    HyperStyle on the app's own generator: the card that is its decoder, read from a rosinality file."""
+    HyperStyle on the app's own generator: the card that is its decoder, read from a rosinality file (which
+    PTI tunes in the same comparison)."""
     import dataclasses
     import hashlib
 
@@ -370,8 +371,11 @@ def test_hyperstyle_in_the_comparison_through_the_hub(tiny, fake_hub, tmp_path, 
     manager = ModelManager(Zoo.from_sources(str(models)), device="cpu")
     model = manager.get("sg2-ffhq-1024-rosinality")
     image, _ = seed_target(model.G, 4)
-    (result,) = compare_on(manager, model, image, choose(["hyperstyle"], {}, iterations=2), schedule="full").results
+    result, pti = compare_on(manager, model, image, choose(["hyperstyle", "pti"], {"pti": 2}, iterations=2),
+                             schedule="full").results
     assert result.space == "W + weight offsets" and len(result.iterations) == 2 and result.metrics["lpips"] >= 0
+    assert pti.space == "W + tuned weights" and sorted(pti.weights) == sorted(
+        name for name, _ in model.G.synthesis.named_parameters())  # PTI tunes the same file's generator
     assert "same weights as the encoder's own decoder" in result.note  # the app's G is HyperStyle's decoder
     assert sorted(result.weights) == sorted(layer_names(128)[i] for i in map(int, TINY_LAYERS.split(",")))
     assert any(key[0] == "hyperstyle" for key in manager.resource_keys())
