@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import stylecore.ops.filtered_lrelu_cpu as filtered_lrelu_cpu
-from stylecore.ops.banded import separable_factors
+from stylecore.ops.banded import separable_terms
 from stylecore.ops.bias_act import bias_act
 from stylecore.ops.filtered_lrelu import filtered_lrelu
 from stylecore.ops.impl import current_impl, use_impl
@@ -84,11 +84,14 @@ def test_upfirdn2d_fast_gradients_match_reference():
         assert rel_err(grads[1], grads[0]) < 1e-12
 
 
-def test_separable_factors_split_rank_one_filters_only():
+def test_separable_terms_split_low_rank_filters_only():
     col, row = torch.randn(12, dtype=torch.float64), torch.randn(7, dtype=torch.float64)
-    a, b = separable_factors(col[:, None] * row[None])
+    [(a, b)] = separable_terms(col[:, None] * row[None])
     assert torch.allclose(a[:, None] * b[None], col[:, None] * row[None], atol=1e-12)
-    assert separable_factors(torch.randn(6, 6, dtype=torch.float64)) is None
+    low = sum(torch.randn(12, 1, dtype=torch.float64) * torch.randn(1, 12, dtype=torch.float64) for _ in range(3))
+    terms = separable_terms(low)
+    assert len(terms) == 3 and torch.allclose(sum(a[:, None] * b[None] for a, b in terms), low, atol=1e-12)
+    assert separable_terms(torch.randn(12, 12, dtype=torch.float64)) is None
 
 
 def sg3_like_cases(seed: int):
@@ -157,7 +160,7 @@ def test_bias_act_in_place_epilogue_matches_reference(act):
 
 def test_bench_command_prints_a_table_with_small_errors():
     """`python -m stylecore bench` on the cheapest released network: every impl's row, its error and
-    the conv floor row (the network's convolutions alone)."""
+    the conv floor row (the network's convolutions alone, never slower than the whole network)."""
     cmd = [sys.executable, "-m", "stylecore", "bench", "--arch", "sg2", "--res", "256", "--batch", "1,2",
            "--device", "cpu", "--impl", "ref,fast,auto", "--repeat", "1"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -170,6 +173,8 @@ def test_bench_command_prints_a_table_with_small_errors():
         assert cells[2] == "quiet" and float(cells[4]) > 0 and float(cells[5]) > 0  # load, latency ms, img/s
         if cells[1] in ("fast", "auto"):
             assert float(cells[-1]) < 1e-3
+    floor = {r[1]: float(r[6]) for r in rows if r[2] == "conv"}
+    assert all(0 < floor[r[1]] <= float(r[5]) * 1.5 for r in rows if r[2] != "conv")  # 1.5: timing noise
     bad = subprocess.run(cmd[:-4] + ["--impl", "turbo"], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "unknown implementation" in bad.stderr
 
@@ -218,3 +223,96 @@ def test_cpu_bf16_mode_runs_the_fp16_layers_in_bfloat16(monkeypatch, architectur
     assert torch.bfloat16 in seen and low.dtype == torch.float32
     assert 0 < rel_err(low, exact) < 0.1
     assert not ModelManager(Zoo(), device="cpu").get("demo").force_fp32  # the app follows the setting
+
+
+def test_filtered_lrelu_fast_matches_reference_on_released_filters():
+    """StyleGAN3's own filters (Kaiser low-pass, radial jinc of config R: two separable terms), a
+    linear layer (slope 1, no clamp: up and down composed into one pass), within 1e-5 in float32."""
+    from stylecore.networks.filters import design_lowpass_filter
+
+    torch.manual_seed(0)
+    fu = design_lowpass_filter(numtaps=12, cutoff=10, width=8, fs=64)
+    fd_radial = design_lowpass_filter(numtaps=12, cutoff=10, width=8, fs=64, radial=True)
+    x = torch.randn(2, 5, 30, 30)
+    b = torch.randn(5)
+    for fd, slope, clamp in [(fd_radial, 0.2, 256.0), (fu, 1.0, None), (fd_radial, 1.0, None)]:
+        kwargs = dict(fu=fu, fd=fd, b=b, up=2, down=2, padding=[9, 8, 9, 8], gain=2 ** 0.5, slope=slope, clamp=clamp)
+        with use_impl("ref"):
+            ref = filtered_lrelu(x, **kwargs)
+        with use_impl("fast"), torch.no_grad():
+            out = filtered_lrelu(x, **kwargs)
+        assert rel_err(out, ref) < 1e-5, (tuple(fd.shape), slope)
+
+
+def test_fast_outputs_do_not_share_the_scratch_buffers():
+    """Intermediates live in per-thread scratch buffers; results must not: a later call leaves them be."""
+    fu, fd = torch.randn(12), torch.randn(12)
+    kwargs = dict(fu=fu, fd=fd, up=2, down=2, padding=[9, 8, 9, 8], gain=2 ** 0.5, slope=0.2, clamp=None)
+    with use_impl("fast"), torch.no_grad():
+        first = filtered_lrelu(torch.randn(1, 4, 20, 20), **kwargs)
+        kept = first.clone()
+        filtered_lrelu(torch.randn(1, 4, 20, 20), **kwargs)
+    assert torch.equal(first, kept)
+
+
+@pytest.mark.parametrize("radial", [False, True])
+def test_stylegan3_fast_matches_reference_with_gradients(radial):
+    """A small StyleGAN3 (config T, or R with radial filters and 1x1 convolutions): the image within
+    1e-5 of the reference ops and the gradient of a loss w.r.t. the W codes within 1e-4."""
+    from stylecore.engine.demo import DEMO_KWARGS
+    from stylecore.networks import build_generator
+
+    torch.manual_seed(0)
+    extra = dict(conv_kernel=1, use_radial_filters=True) if radial else {}
+    G = build_generator("stylegan3", dict(DEMO_KWARGS["stylegan3"], **extra)).eval()
+    ws = G.mapping(torch.randn(2, G.z_dim), None).detach()
+    images, grads = [], []
+    for impl in ("ref", "fast"):
+        codes = ws.clone().requires_grad_(True)
+        with use_impl(impl):
+            img = G.synthesis(codes, noise_mode="const")
+        weights = torch.linspace(-1, 1, img.numel()).reshape(img.shape)
+        grads.append(torch.autograd.grad((img * weights).sum(), codes)[0])
+        images.append(img.detach())
+    with use_impl("fast"), torch.no_grad():
+        assert rel_err(G.synthesis(ws, noise_mode="const"), images[0]) < 1e-5
+    assert rel_err(images[1], images[0]) < 1e-5
+    assert rel_err(grads[1], grads[0]) < 1e-4
+
+
+def test_fast_path_traces_as_one_graph_without_caches_buffers_or_thread_settings(monkeypatch):
+    """Under torch.compile (fullgraph, eager backend: traced, not compiled) the fast ops take their
+    pure-tensor path: never the memoised block matrices, the scratch buffers or the one-thread
+    setting of eager inference (each fails here if called), still the banded products for 1-D
+    filters (bmm in the graph), and within 1e-5 of the reference. A radial 2-D filter is not split into separable terms
+    while tracing (reading its rank back would break the graph): its dense 2-D convolution runs."""
+    import stylecore.ops.banded as banded
+    from stylecore.networks.filters import design_lowpass_filter
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("eager-only machinery used while tracing")
+
+    monkeypatch.setattr(banded, "_cached_axis", forbidden)
+    monkeypatch.setattr(filtered_lrelu_cpu, "scratch", forbidden)
+    monkeypatch.setattr(filtered_lrelu_cpu, "_one_thread", forbidden)
+    torch.manual_seed(0)
+    fu = design_lowpass_filter(numtaps=12, cutoff=10, width=8, fs=64)
+    fd_radial = design_lowpass_filter(numtaps=12, cutoff=10, width=8, fs=64, radial=True)
+    x, b = torch.randn(2, 5, 30, 30), torch.randn(5)
+    for fd, slope, clamp in [(fu, 0.2, 256.0), (fu, 1.0, None), (fd_radial, 0.2, 256.0)]:
+        kwargs = dict(fu=fu, fd=fd, b=b, up=2, down=2, padding=[9, 8, 9, 8], gain=2 ** 0.5, slope=slope, clamp=clamp)
+        graphs = []
+
+        def record(gm, example_inputs):
+            graphs.append(gm)
+            return gm.forward
+
+        torch._dynamo.reset()
+        with use_impl("ref"):
+            ref = filtered_lrelu(x, **kwargs)
+        with use_impl("fast"), torch.no_grad():
+            traced = torch.compile(lambda t: filtered_lrelu(t, **kwargs), fullgraph=True, backend=record)(x)
+        assert len(graphs) == 1 and rel_err(traced, ref) < 1e-5, (tuple(fd.shape), slope)
+        if fd.ndim == 1:
+            assert torch.bmm in {node.target for node in graphs[0].graph.nodes}, slope
+    torch._dynamo.reset()

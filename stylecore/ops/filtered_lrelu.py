@@ -60,7 +60,9 @@ def filtered_lrelu(
         if y is not None:
             return y
     if gain > 0 and torch_fast_path(x):
-        return filtered_lrelu_sliced(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
+        y = filtered_lrelu_sliced(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
+        if y is not None:
+            return y
     if b is not None:
         x = bias_act(x, b.to(x.dtype))
     x = upfirdn2d(x, fu, up=up, padding=padding, flip_filter=flip_filter, gain=up ** 2)

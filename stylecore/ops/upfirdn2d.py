@@ -2,9 +2,9 @@
 
 The reference semantics of the official op: zero-insertion upsampling, zero padding (negative
 values crop), true convolution with the FIR filter, then keeping every `down`-th sample.
-Separable 1-D filters run as two 1-D passes. On the CPU, separable filters (1-D, or 2-D of rank
-one) of 8 taps or more take the block-banded polyphase path of `banded.py`, and CUDA tensors the
-kernel of kernels/ (see cuda_kernels.py), unless the reference ops are forced.
+Separable 1-D filters run as two 1-D passes. On the CPU, filters of 8 taps or more that are 1-D or a
+short sum of separable terms (2-D of low rank) take the block-banded polyphase path of `banded.py`,
+and CUDA tensors the kernel of kernels/ (see cuda_kernels.py), unless the reference ops are forced.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from stylecore.ops.args import IntOrPair, filter_size, parse_padding
 from stylecore.ops.args import pair as _pair
-from stylecore.ops.banded import separable_factors, upfirdn2d_banded
+from stylecore.ops.banded import separable_terms, upfirdn2d_banded
 from stylecore.ops.cuda_kernels import cuda_kernel_ops
 from stylecore.ops.impl import torch_fast_path
 
@@ -70,9 +70,9 @@ def upfirdn2d(
         if y is not None:
             return y
     if f is not None and max(filter_size(f)) >= MIN_BANDED_TAPS and torch_fast_path(x):
-        kernels = correlation_kernels(f.to(x.dtype), flip_filter, gain)
-        if kernels is not None:
-            return upfirdn2d_banded(x, *kernels, (upx, upy), (downx, downy), (px0, px1, py0, py1))
+        terms = correlation_terms(f.to(x.dtype), flip_filter, gain)
+        if terms is not None:
+            return upfirdn2d_banded(x, terms, (upx, upy), (downx, downy), (px0, px1, py0, py1))
     n, c, h, w = x.shape
 
     # Zero-insertion upsampling.
@@ -107,24 +107,24 @@ def upfirdn2d(
     return x
 
 
-def correlation_kernels(f: torch.Tensor, flip_filter: bool, gain: float
-                        ) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
-    """The 1-D correlation kernels (along W, along H) of a separable filter, gain included.
+def correlation_terms(f: torch.Tensor, flip_filter: bool, gain: float
+                      ) -> Optional[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """The filter as a short sum of separable terms, each as its 1-D correlation kernels (along W,
+    along H), gain included.
 
-    None when the 2-D filter is not separable. upfirdn2d convolves, so the kernels are the filter
-    flipped, unless `flip_filter` asks for correlation.
+    None when the 2-D filter needs too many terms (banded.separable_terms). upfirdn2d convolves, so
+    the kernels are the filter flipped, unless `flip_filter` asks for correlation.
     """
     if f.ndim == 1:
         g = f if flip_filter else f.flip(0)
         g = g * gain ** 0.5
-        return g, g
-    factors = separable_factors(f)
-    if factors is None:
+        return [(g, g)]
+    terms = separable_terms(f)
+    if terms is None:
         return None
-    column, row = factors
     if not flip_filter:
-        column, row = column.flip(0), row.flip(0)
-    return row * gain, column
+        terms = [(column.flip(0), row.flip(0)) for column, row in terms]
+    return [(row * gain, column) for column, row in terms]
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2, padding: IntOrPair = 0,
