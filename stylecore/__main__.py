@@ -358,7 +358,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
 
     from stylecore.perception.align import prepare_image, read_image
     from stylecore.engine.manager import ModelManager
-    from stylecore.inversion.compare import compare_on, save_result, seed_target
+    from stylecore.inversion.compare import compare_on, save_result, save_weights, seed_target
     from stylecore.inversion.methods import choose
 
     if (args.image is None) == (args.seed is None):
@@ -386,6 +386,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
     for spec, r in zip(specs, comparison.results):
         Image.fromarray(r.image).save(outdir / f"{spec.kind}.png")
         save_result(outdir / f"{spec.kind}.npz", r)
+        save_weights(outdir / f"{spec.kind}-tuned-weights.safetensors", r)  # PTI, HyperStyle: the code's own weights
         rows.append({"method": r.method, "space": r.space, "steps": r.steps, "seconds": round(r.seconds, 3),
                      **{k: round(v, 5) for k, v in r.metrics.items()}})
         print(f"{r.method:45s} {r.space:3s} LPIPS {r.metrics['lpips']:.4f}  PSNR {r.metrics['psnr']:6.2f} dB  "
@@ -395,37 +396,74 @@ def cmd_invert(args: argparse.Namespace) -> int:
     (outdir / "metrics.json").write_text(json.dumps(
         {"target": note, "lpips_backbone": backbone, "random_lpips": comparison.random_lpips, "results": rows,
          "notes": comparison.notes}, indent=1))
-    print(f"{note}; wrote target.png, one PNG and .npz per method and metrics.json to {outdir}")
+    print(f"{note}; wrote target.png, one PNG and .npz per method (PTI and HyperStyle: also their tuned weights as "
+          f".safetensors) and metrics.json to {outdir}")
     return 0
 
 
-def cmd_bench_invert(args: argparse.Namespace) -> int:
-    """Full-resolution against coarse-to-fine optimisation on a random-weight StyleGAN2 config-f with a
-    random-backbone LPIPS: seconds per step, seconds to the result and final quality, side by side."""
-    import torch
+BENCH_INVERT_METHODS = ("w", "wplus", "pti", "hyperstyle")  # stylecore.bench.invert.METHODS, without torch
 
+
+def _bench_invert_methods(text: str) -> list[str]:
+    """The rows --methods names, each once, in order."""
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    if not kinds or any(k not in BENCH_INVERT_METHODS for k in kinds):
+        raise argparse.ArgumentTypeError(f"methods are a comma list of {','.join(BENCH_INVERT_METHODS)}")
+    return list(dict.fromkeys(kinds))
+
+
+def _c2f_steps(args: argparse.Namespace) -> int:
+    """W/W+ steps of the coarse-to-fine schedule: --c2f-steps, or half the full schedule's."""
+    return args.c2f_steps or max(1, args.steps // 2)
+
+
+def _bench_invert_rows(res: int, args: argparse.Namespace, where: str) -> None:
+    """The rows --methods asks for at `res`, each printed when done (a 1024 px run takes minutes)."""
+    from stylecore.bench import invert as bench
     from stylecore.bench.encoders import bench_encoders
-    from stylecore.bench.invert import bench_schedules, format_report
+    from stylecore.codes.schedule import COARSE_TO_FINE, FULL, Schedule
     from stylecore.engine.manager import resolve_device
     from stylecore.engine.released import random_released_generator
-    from stylecore.codes.schedule import COARSE_TO_FINE, FULL, Schedule
+
+    G = random_released_generator("sg2", res, resolve_device(args.device))
+    res = G.img_resolution  # the rows are labelled with what G draws
+    schedule = Schedule(COARSE_TO_FINE, coarse_fraction=args.coarse_fraction, coarse_lr_scale=args.coarse_lr_scale)
+    setup = bench.prepare(G, args.seed)
+    for method in (m for m in args.methods if m in ("w", "wplus")):
+        steps = {FULL: args.steps, COARSE_TO_FINE: _c2f_steps(args)}
+        print(bench.format_report(bench.bench_schedules(setup, method, steps, schedule), res, method), flush=True)
+    if "pti" in args.methods:
+        runs = bench.bench_pti(setup, args.pti_steps, [FULL, COARSE_TO_FINE], schedule)
+        print(bench.format_pti(runs, res, where), flush=True)
+    if "hyperstyle" in args.methods:
+        print(bench.format_hyperstyle(bench.bench_hyperstyle(setup), res, where), flush=True)
+    if args.encoders:
+        for label, seconds in bench_encoders(G).items():
+            print(f"  {label:22s} {seconds:9.3f} s/image (encoder at 256x256 + decoding)")
+
+
+def cmd_bench_invert(args: argparse.Namespace) -> int:
+    """Inversion's cost on a random-weight StyleGAN2 config-f with a random-backbone LPIPS, per resolution:
+    W / W+ full-resolution against coarse-to-fine (seconds per step, to the result, final quality), PTI's
+    pivot and tuning steps projected to its budgets, a HyperStyle image, beside the published GPU figures.
+    Threads: the usable cores (or --threads), as every request of the engine gets them."""
+    import torch
+
+    from stylecore.engine.manager import resolve_device
+    from stylecore.engine.threads import request_threads
 
     dev = resolve_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    c2f_steps = args.c2f_steps or max(1, args.steps // 2)
-    schedule = Schedule(COARSE_TO_FINE, coarse_fraction=args.coarse_fraction, coarse_lr_scale=args.coarse_lr_scale)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"inversion on {dev} ({name}), torch {torch.__version__}, random weights, target: seed {args.seed} "
-          f"(psi 0.7); full: {args.steps} steps; coarse-to-fine: {c2f_steps} steps, {args.coarse_fraction:g} of them "
-          f"at 256 px (at most half the output size) with the learning rate x{args.coarse_lr_scale:g}")
-    for res in args.res:
-        G = random_released_generator("sg2", res, dev)
-        runs = bench_schedules(G, args.method, {FULL: args.steps, COARSE_TO_FINE: c2f_steps}, args.seed, schedule)
-        print(format_report(runs, res, args.method), flush=True)
-        if args.encoders:
-            for label, seconds in bench_encoders(G).items():
-                print(f"  {label:22s} {seconds:9.3f} s/image (encoder at 256x256 + decoding)")
+    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
+    with request_threads(args.threads or None) as threads:
+        name = where if dev.type == "cuda" else f"CPU, {threads} threads"
+        print(f"inversion on {dev} ({name}), torch {torch.__version__}, random weights: only the times are "
+              f"meaningful (and W/W+ quality against each other); target: seed {args.seed} (psi 0.7); W/W+ full: "
+              f"{args.steps} steps; coarse-to-fine: {_c2f_steps(args)} steps, "
+              f"{args.coarse_fraction:g} of them at 256 px (at most half the output size) with the learning rate "
+              f"x{args.coarse_lr_scale:g}; PTI: {args.pti_steps} timed steps per phase and schedule; "
+              "published figures: the trained models on a GPU")
+        for res in args.res:
+            _bench_invert_rows(res, args, where)
     return 0
 
 
@@ -634,19 +672,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     p.add_argument("--outdir", default=None, help="default: out/<model>-invert-<seed0005 or the image's name>")
     p.set_defaults(func=cmd_invert)
-    p = bench.add_parser("invert", help="full-resolution against coarse-to-fine inversion (random weights)")
+    p = bench.add_parser("invert", help="inversion time (W, W+, PTI, HyperStyle; random weights) beside the "
+                                        "published figures; full-resolution against coarse-to-fine")
     p.add_argument("--res", type=int, nargs="+", default=[1024], choices=[256, 512, 1024])
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
-    p.add_argument("--method", default="wplus", choices=["wplus", "w"])
-    p.add_argument("--steps", type=int, default=20, help="steps of the full-resolution schedule")
-    p.add_argument("--c2f-steps", type=int, default=0, help="steps of the coarse-to-fine schedule (0: half --steps)")
+    p.add_argument("--methods", type=_bench_invert_methods, default=list(BENCH_INVERT_METHODS),
+                   help=f"comma list of the rows to run: {','.join(BENCH_INVERT_METHODS)} (default: all)")
+    p.add_argument("--steps", type=int, default=20, help="W/W+ steps of the full-resolution schedule")
+    p.add_argument("--c2f-steps", type=int, default=0,
+                   help="W/W+ steps of the coarse-to-fine schedule (0: half --steps)")
     p.add_argument("--coarse-fraction", type=float, default=Schedule.coarse_fraction,
                    help="share of the coarse-to-fine steps run at 256 px")
     p.add_argument("--coarse-lr-scale", type=float, default=Schedule.coarse_lr_scale,
                    help="learning-rate multiplier of the coarse steps")
     p.add_argument("--seed", type=int, default=0, help="the target is this seed's image")
+    p.add_argument("--pti-steps", type=int, default=4,
+                   help="timed steps of each PTI phase (W pivot, tuning) per schedule, at least 2; projected to "
+                        "the tab's default and the paper's 450 + 350")
     p.add_argument("--encoders", action="store_true", help="also time the encoders (hybrid = encoder + W+ part)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: the usable cores)")
     p.set_defaults(func=cmd_bench_invert)
 
     p = bench.add_parser("styleclip", help="time per edit of StyleCLIP's three methods (random weights)")

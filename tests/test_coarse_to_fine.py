@@ -218,6 +218,10 @@ def test_the_estimate_appears_before_a_run(manager):
     sg3 = tab.estimate(model_id="demo-sg3", methods=["wplus"], wplus_steps=10, schedule="coarse-to-fine")
     assert "no coarse-to-fine for this network" in sg3  # StyleGAN3: what a step costs, said up front
     assert tab.estimate(model_id="demo", methods=["wplus"], wplus_steps=0).startswith("No estimate yet: W+ steps")
+    passes = tab.estimate(model_id="demo", methods=["hyperstyle"], encoder_iterations=3)
+    assert "HyperStyle: " in passes and "(3 pass(es))" in passes and "That is long" not in passes
+    long = tab.estimate(model_id="demo", methods=["pti"], pti_steps=10000, schedule="full")
+    assert "PTI: " in long and "(2 x 10000 steps" in long and "That is long for a CPU" in long
 
     with gr.Blocks() as demo:
         tab.layout()

@@ -23,7 +23,9 @@ from stylecore.perception.metrics import LpipsTarget, shared_lpips
 if TYPE_CHECKING:
     from stylecore.engine.manager import LoadedModel, ModelManager
 
-__all__ = ["Estimate", "step_seconds", "estimate"]
+__all__ = ["Estimate", "LONG_SECONDS", "step_seconds", "estimate"]
+
+LONG_SECONDS = 600  # an estimate above this says how to get a result sooner
 
 
 def _timed(run: Callable[[], object]) -> float:
@@ -92,7 +94,11 @@ class Estimate:
     lines: list[str]
 
     def text(self) -> str:
-        return f"**Estimate: about {_duration(self.seconds)}** on this machine. " + "; ".join(self.lines) + "."
+        text = f"**Estimate: about {_duration(self.seconds)}** on this machine. " + "; ".join(self.lines) + "."
+        if self.seconds > LONG_SECONDS:
+            text += (" That is long for a CPU: fewer steps, the coarse-to-fine schedule, or a method that runs in "
+                     "passes (an encoder, HyperStyle) finish far sooner.")
+        return text
 
 
 def _duration(seconds: float) -> str:
