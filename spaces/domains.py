@@ -131,9 +131,9 @@ class DomainsTab:
                                            info=f"from 2 to {MAX_MORPH_FRAMES}; 24 frames are one second")
                 with gr.Column(scale=2):
                     gallery = gr.Gallery(label="The face in each style", columns=4, height="auto", format="png",
-                                         object_fit="contain")
+                                         object_fit="contain", elem_id="domains-gallery")
                     grid_file = gr.File(label="All images as one PNG (real size)", interactive=False)
-                    status = gr.Markdown()
+                    status = gr.Markdown(elem_id="domains-status")
             with gr.Accordion("Morph video", open=False):
                 with gr.Row():
                     morph_to = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="Morph into",
@@ -141,8 +141,8 @@ class DomainsTab:
                     morph_go = gr.Button("Make the video")
                     stop = gr.Button("Stop", variant="stop", interactive=False)
                 video = gr.Video(label="Morph", format=None, loop=True, interactive=False,
-                                 elem_classes=["natural-video"])
-                morph_status = gr.Markdown()
+                                 elem_classes=["natural-video"], elem_id="domain-morph")
+                morph_status = gr.Markdown(elem_id="domain-morph-status")
 
             def restyle(base_id: str) -> tuple:
                 listed = _styles(manager, base_id)

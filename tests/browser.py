@@ -44,6 +44,19 @@ BLOCKY = """(img, k) => {
 }"""
 
 
+def wait_loaded(page: Any, img: Any, previous_src: str = "") -> str:
+    """Wait until `img` shows a decoded picture whose src differs from `previous_src`; return the src."""
+    img.wait_for()
+    page.wait_for_function("([img, old]) => img.complete && img.naturalWidth > 0 && img.src !== old",
+                           arg=[img.element_handle(), previous_src], timeout=TIMEOUT_MS)
+    return img.get_attribute("src")
+
+
+def spinbutton(page: Any, name: str) -> Any:
+    """The number box labelled exactly `name`."""
+    return page.get_by_role("spinbutton", name=name, exact=True)
+
+
 @contextlib.contextmanager
 def local_page(browser: Any, width: int = 1400, height: int = 1100, timeout_ms: int = TIMEOUT_MS) -> Iterator[Any]:
     """A new page in its own context that may only reach 127.0.0.1 / localhost."""

@@ -207,6 +207,7 @@ ROWS = [
     row("/retrieve", {"k": 99}, "Number of parts must be from 2 to 20", "too-many-parts"),
     row("/retrieve", {"top": 100}, "maximum", "too-many-results"),
     row("/retrieve", {"region": "the mouth"}, "give the region as a box 'x0, y0, x1, y1'", "unreadable-region"),
+    row("/retrieve", {"compare": "painted"}, "mark the region with the brush", "painted-nothing"),
     # /retrieve_transfer
     row("/retrieve_transfer", {"reference_seed": -5}, "borrow from seed must be from 0", "seed-negative"),
     row("/retrieve_transfer", {"part": 30}, "not in the list of choices", "part-out-of-range"),

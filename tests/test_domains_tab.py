@@ -1,15 +1,15 @@
 """The Domains and Retrieve tabs' handlers: StyleGAN-NADA domain files in their real layout (rosinality
 {'g_ema': ...}, PT3 pickle globals) through the fake Hub, the built-in demo domains offline, and Retrieve
-in Style's ranking and part transfer on the demo network."""
+in Style's ranking (by parts, a box or a painted region) and part transfer on the demo network."""
 from __future__ import annotations
 
 import hashlib
 
 import numpy as np
 import pytest
-import torch
 
 from stylecore.codes.latents import seeds_to_ws
+from stylecore.edit import resources
 from stylecore.edit.domains import morph_frames, render_through
 from stylecore.edit.resources import load_domains
 from stylecore.engine.demo import build_demo_domain, build_demo_generator
@@ -101,3 +101,35 @@ def test_retrieve_ranks_and_borrows(manager):
     assert by_region[5][0] == 5 and "region (0.25, 0.25, 0.75, 0.75)" in by_region[4]
     with pytest.raises(ValueError, match="give the region as a box 'x0, y0, x1, y1'"):
         tab.retrieve("demo", "seed", 5, 0.7, None, None, [], 3, 12, 4, 16, "the mouth")
+
+
+def captions(found: tuple) -> list[str]:
+    """The 'seed N: distance' captions of a Retrieve result."""
+    return [caption for _, caption in found[1]]
+
+
+def test_retrieve_by_a_painted_region(manager):
+    """The query put into the region editor, a square painted on it: the search compares the parts the strokes
+    cover, as the same square given as a box does; with 'parts' chosen the strokes are left aside."""
+    tab = RetrievalTab(manager)
+    marked, image, hint = tab.mark_query("demo", "seed", 5, 0.7, None, None, 4, 16)
+    assert marked["background"].shape == image.shape == (64, 64, 3) and "Paint over" in hint
+    stroke = np.zeros((64, 64, 4), np.uint8)
+    stroke[16:48, 16:48] = 255  # the brush's layer: opaque where painted
+    painted = {**marked, "layers": [stroke]}
+    search = ("demo", "seed", 5, 0.7, None, None, [0], 3, 12, 4, 16)
+    by_paint = tab.retrieve(*search, "", "painted", painted)
+    by_box = tab.retrieve(*search, "0.25, 0.25, 0.75, 0.75")
+    assert by_paint[5][0] == 5 and "marked region" in by_paint[4]
+    assert captions(by_paint) == captions(by_box)  # the same seeds at the same distances
+    # the part to borrow is the one the region covers most; the status names the parts it covers
+    from stylecore.edit.local_edit import part_map
+
+    parts = resources.part_table(manager, manager.get("demo"), "", 4, 16)
+    labels = part_map(manager.get("demo").G, seeds_to_ws(manager.get("demo").G, [5], 0.7), parts)[0]
+    covered = np.bincount(labels[16:48, 16:48].ravel(), minlength=4)
+    assert by_paint[3]["value"] == int(np.argmax(covered))
+    assert f"(part{'s' if (covered > 0).sum() > 1 else ''} {int(np.argmax(covered))} (" in by_paint[4]
+    assert captions(tab.retrieve(*search, "", "parts", painted)) == captions(tab.retrieve(*search))
+    with pytest.raises(ValueError, match="mark the region with the brush"):
+        tab.retrieve(*search, "", "painted", marked)  # nothing painted

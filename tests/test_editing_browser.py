@@ -16,7 +16,7 @@ import re
 import numpy as np
 import pytest
 from app_server import api_client, launch_app
-from browser import DIFFER, TIMEOUT_MS
+from browser import DIFFER, TIMEOUT_MS, spinbutton, wait_loaded
 
 
 @pytest.fixture(scope="module")
@@ -35,20 +35,8 @@ def image_in(page, label: str):
     return block(page, label).locator("img").first
 
 
-def wait_loaded(page, img, previous_src: str = "") -> str:
-    """Wait until `img` shows a decoded picture whose src differs from `previous_src`; return the src."""
-    img.wait_for()
-    page.wait_for_function("([img, old]) => img.complete && img.naturalWidth > 0 && img.src !== old",
-                           arg=[img.element_handle(), previous_src], timeout=TIMEOUT_MS)
-    return img.get_attribute("src")
-
-
 def markdown(page, text: str):
     return page.get_by_test_id("markdown").filter(has_text=text).first
-
-
-def spinbutton(page, name: str):
-    return page.get_by_role("spinbutton", name=name, exact=True)
 
 
 def check_simple_view(page) -> None:

@@ -392,10 +392,17 @@ def render_confined(G: torch.nn.Module, target: Sequence[torch.Tensor], edited: 
 
 
 @torch.no_grad()
-def part_overview(G: torch.nn.Module, ws: torch.Tensor, parts: PartModel,
-                  **synthesis_kwargs: object) -> tuple[np.ndarray, np.ndarray]:
-    """ws[0]'s image with its parts coloured over it (uint8), and each part's share of the image [k]."""
+def part_view(G: torch.nn.Module, ws: torch.Tensor, parts: PartModel,
+              **synthesis_kwargs: object) -> tuple[np.ndarray, np.ndarray]:
+    """ws[0]'s image with its parts coloured over it (uint8), and its part map (labels [H, W])."""
     synthesis_kwargs.setdefault("noise_mode", "const")
     labels = part_map(G, ws[:1], parts, **synthesis_kwargs)[0]
     image = to_uint8(G.synthesis(ws[:1], **synthesis_kwargs))[0]
-    return overlay_parts(image, labels), np.bincount(labels.ravel(), minlength=parts.k) / labels.size
+    return overlay_parts(image, labels), labels
+
+
+def part_overview(G: torch.nn.Module, ws: torch.Tensor, parts: PartModel,
+                  **synthesis_kwargs: object) -> tuple[np.ndarray, np.ndarray]:
+    """ws[0]'s image with its parts coloured over it (uint8), and each part's share of the image [k]."""
+    overlay, labels = part_view(G, ws, parts, **synthesis_kwargs)
+    return overlay, np.bincount(labels.ravel(), minlength=parts.k) / labels.size

@@ -35,8 +35,9 @@ from stylecore.edit.ganspace import PCA, cached_pca
 from stylecore.edit.interfacegan import load_direction
 from stylecore.codes.stylespace import ws_to_styles
 from stylecore.edit.domains import check_same_network
-from stylecore.edit.local_edit import PartModel, cached_parts, default_block, part_map, part_overview
-from stylecore.edit.retrieval import Gallery, Match, build_gallery, part_weights, rank, region_weights
+from stylecore.edit.local_edit import PartModel, cached_parts, default_block, part_overview, part_view
+from stylecore.edit.retrieval import (Gallery, Match, build_gallery, part_weights, rank, region_shares,
+                                      share_weights)
 from stylecore.edit.result import EditResult
 from stylecore.edit.stylespace_channels import ChannelScore, locate_channels, style_std
 from stylecore.engine import assets
@@ -246,11 +247,13 @@ def part_models(zoo) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class Retrieved:
-    """A ranking: the gallery, the nearest images in it, and the query with its parts coloured."""
+    """A ranking: the gallery, the nearest images in it, the query with its parts coloured, and the parts
+    compared, the most weighted first (a painted region: the parts it covers, by their share)."""
 
     gallery: Gallery
     matches: list[Match]
     query_overlay: np.ndarray
+    parts: list[int]
 
 
 def retrieve(manager: ModelManager, model: LoadedModel, ws: torch.Tensor, chosen: Sequence[int], size: int,
@@ -266,13 +269,14 @@ def retrieve(manager: ModelManager, model: LoadedModel, ws: torch.Tensor, chosen
         progress=scaled(progress, 0.3, 0.95)))
     with torch.no_grad():
         query = [s[0] for s in ws_to_styles(model.G, ws[:1])]
-        overlay, _ = part_overview(model.G, ws, parts, **_synthesis_kwargs(model))
-        if region is None:
-            weights = part_weights(parts, chosen)
-        else:
-            labels = part_map(model.G, ws[:1], parts, **_synthesis_kwargs(model))[0]
-            weights = region_weights(parts, labels, _resized(region, labels.shape))
-    return Retrieved(gallery, rank(gallery, query, weights, top), overlay)
+        overlay, labels = part_view(model.G, ws, parts, **_synthesis_kwargs(model))
+    if region is None:
+        weights, compared = part_weights(parts, chosen), [int(p) for p in chosen]
+    else:
+        shares = region_shares(parts, labels, _resized(region, labels.shape))
+        weights = share_weights(parts, shares)
+        compared = [int(p) for p in np.argsort(-shares, kind="stable") if shares[p] > 0]
+    return Retrieved(gallery, rank(gallery, query, weights, top), overlay, compared)
 
 
 def _resized(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

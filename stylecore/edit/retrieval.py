@@ -25,7 +25,7 @@ from stylecore.codes.stylespace import ws_to_styles
 from stylecore.edit.local_edit import PartModel
 from stylecore.progress import Cancelled, Progress, ShouldStop, report, stop_requested
 
-__all__ = ["Gallery", "Match", "build_gallery", "part_weights", "region_weights", "distances", "rank",
+__all__ = ["Gallery", "Match", "build_gallery", "part_weights", "region_weights", "region_shares", "share_weights", "distances", "rank",
            "MAX_GALLERY"]
 
 MAX_GALLERY = 2000
@@ -92,8 +92,18 @@ def part_weights(parts: PartModel, chosen: Sequence[int]) -> list[np.ndarray]:
 
 
 def region_weights(parts: PartModel, labels: np.ndarray, region: np.ndarray) -> list[np.ndarray]:
-    """The channel weights of a painted region: each part counts by its share of the region (its
-    pixels in the query's part map `labels` [H, W] under the mask `region` [H, W])."""
+    """The channel weights of a painted region: each part counts by its share of the region."""
+    return share_weights(parts, region_shares(parts, labels, region))
+
+
+def share_weights(parts: PartModel, shares: np.ndarray) -> list[np.ndarray]:
+    """Per style layer, each channel's contribution to the parts, each part weighted by `shares` [k]."""
+    return [(shares[:, None] * np.asarray(c)).sum(0).astype(np.float32) for c in parts.contributions]
+
+
+def region_shares(parts: PartModel, labels: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Each part's share of a painted region [k]: its pixels in the query's part map `labels` [H, W]
+    under the mask `region` [H, W]."""
     labels, region = np.asarray(labels), np.asarray(region, dtype=bool)
     if labels.shape != region.shape:
         raise ValueError(f"the painted region is {region.shape[1]}x{region.shape[0]} px but the image is "
@@ -101,8 +111,7 @@ def region_weights(parts: PartModel, labels: np.ndarray, region: np.ndarray) -> 
     covered = labels[region]
     if covered.size == 0:
         raise ValueError("paint a region over the part to search for (the mask is empty)")
-    shares = np.bincount(covered.ravel(), minlength=parts.k)[:parts.k] / covered.size
-    return [(shares[:, None] * np.asarray(c)).sum(0).astype(np.float32) for c in parts.contributions]
+    return np.bincount(covered.ravel(), minlength=parts.k)[:parts.k] / covered.size
 
 
 def distances(gallery: Gallery, query: Sequence[torch.Tensor], weights: Sequence[np.ndarray]) -> np.ndarray:
