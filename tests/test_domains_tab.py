@@ -60,6 +60,9 @@ def test_real_layout_domains_through_the_hub(nada_zoo):
         load_domains(manager, "tiny-pixar", ["tiny-sketch"])
     with pytest.raises(ValueError, match="not a domain of 'tiny-ffhq': demo-domain-a"):
         load_domains(manager, "tiny-ffhq", ["demo-domain-a"])
+    # Retrieve in Style on the same real-layout generator: a gallery image is its own nearest neighbour
+    found = RetrievalTab(manager).retrieve("tiny-ffhq", "seed", 2, 0.7, None, None, [0, 1], 3, 6, 4, 16)
+    assert found[5][0] == 2 and found[1][0][1] == "seed 2: 0.000"
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from stylecore.inversion.methods import Job, MethodSpec, method
 from stylecore.inversion.optimize import (InversionResult, ProjectorConfig, WStats, codes_result, target_tensor,
                                           w_stats)
 from stylecore.codes.schedule import Schedule, schedule_named
-from stylecore.networks.digest import synthesis_digest
+from stylecore.networks.digest import decoder_match_note
 from stylecore.perception.metrics import image_metrics, shared_lpips
 from stylecore.progress import Progress, ShouldStop, from_bytes, scaled, stop_requested
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EncoderRun", "EncoderResolver", "Comparison", "load_encoder_model", "load_encoder_run",
            "managed_encoders", "check_encoder", "load_networks", "compare_on", "seed_target", "code_error",
-           "run_methods", "result_tensor", "save_result", "save_weights", "decoder_match_note"]
+           "run_methods", "result_tensor", "save_result", "save_weights"]
 
 # An encoder as the comparison needs it: (target [1, 3, R, R] in [-1, 1], iterations, progress)
 # -> W+ codes after each pass ([1, num_ws, w_dim] each; one entry for single-pass encoders). A run that
@@ -93,18 +93,6 @@ class _EncoderModelRun:
 
             return [s.codes for s in encoders.restyle(self.model, target, iterations, progress=on_step)]
         return [encoders.encode(self.model, target)]
-
-
-def decoder_match_note(encoder_name: str, decoder: Optional[torch.nn.Module], G: torch.nn.Module) -> str:
-    """Whether G, which renders an encoder's codes, is the decoder the encoder was trained with
-    (compared by the synthesis weights' SHA-256); '' when the encoder does not say."""
-    if decoder is None:
-        return ""
-    if synthesis_digest(decoder) == synthesis_digest(G):
-        return f"{encoder_name}: rendered with the same weights as the encoder's own decoder (SHA-256 match)"
-    return (f"{encoder_name}: this generator is NOT the one the encoder was trained with (its weights differ from "
-            "the encoder's decoder), so its codes are drawn by another network: expect a poor reconstruction; "
-            "pick the encoder's own generator for a faithful result")
 
 
 def result_tensor(result: InversionResult) -> torch.Tensor:

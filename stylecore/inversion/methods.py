@@ -165,7 +165,7 @@ def _run_pti(job: Job, spec: MethodSpec, progress: Progress) -> InversionResult:
 
 
 def _run_hyperstyle(job: Job, spec: MethodSpec, progress: Progress) -> InversionResult:
-    from stylecore.inversion.compare import decoder_match_note
+    from stylecore.networks.digest import decoder_match_note
     from stylecore.inversion.hyperstyle import invert, on_decoder
     from stylecore.progress import scaled
 

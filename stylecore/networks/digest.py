@@ -11,9 +11,11 @@ import hashlib
 import threading
 import weakref
 
+from typing import Optional
+
 import torch
 
-__all__ = ["synthesis_digest"]
+__all__ = ["synthesis_digest", "decoder_match_note"]
 
 _CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
@@ -35,3 +37,15 @@ def synthesis_digest(G: torch.nn.Module) -> str:
     with _LOCK:
         _CACHE[synthesis] = result
     return result
+
+
+def decoder_match_note(encoder_name: str, decoder: Optional[torch.nn.Module], G: torch.nn.Module) -> str:
+    """Whether G, which renders an encoder's codes, is the decoder the encoder was trained with
+    (compared by the synthesis weights' SHA-256); '' when the encoder does not say."""
+    if decoder is None:
+        return ""
+    if synthesis_digest(decoder) == synthesis_digest(G):
+        return f"{encoder_name}: rendered with the same weights as the encoder's own decoder (SHA-256 match)"
+    return (f"{encoder_name}: this generator is NOT the one the encoder was trained with (its weights differ from "
+            "the encoder's decoder), so its codes are drawn by another network: expect a poor reconstruction; "
+            "pick the encoder's own generator for a faithful result")
