@@ -49,6 +49,7 @@ def test_generate_mix_error_and_recover_in_a_browser(page, app, tmp_path):
 
     # The simple view: seeds, variety, Generate; research controls under a closed Advanced.
     seeds = page.get_by_role("textbox", name=re.compile(r"^Seeds"))  # not "Row seeds"/"Column seeds"
+    seeds.wait_for()  # the tab's controls render after the model list (a loaded machine takes a moment)
     assert seeds.is_visible() and page.get_by_role("slider", name="Variety").is_visible()
     assert not page.get_by_role("spinbutton", name="Truncation cutoff").is_visible()
     sideways = page.get_by_role("slider", name="Move sideways (StyleGAN3)")
