@@ -11,8 +11,8 @@ the Editing tab (button) and which the StyleCLIP tab reads from the 'Codes' list
 The simple view holds what a visitor needs: the model, a photo or a seed, the methods (and the
 encoder when one is ticked), the estimate and Invert, which is enabled once there is something to
 invert. A closed "Advanced" section holds alignment, truncation, the step counts of the ticked
-methods, the passes of ReStyle and HyperStyle, and the schedule; every control is shown only when its source or method is
-chosen. Numbers are checked by the events, so a message names the field and its range. Results are
+methods, the passes of ReStyle and HyperStyle, and the schedule; every control is shown only when
+its source or method is chosen. Numbers are checked by the events, so a message names the field and its range. Results are
 shown whole and small ones enlarged (the 64 px demo networks); the codes are files to download, at
 the model's size. "Send to the Editing tab" is enabled once an inversion produced codes.
 
@@ -227,10 +227,8 @@ class InversionTab:
                                          progress)
         comparison = compare_on(self.manager, model, prepared.image, specs, progress_callback(progress), stop.is_set,
                                 schedule)
-        for result in comparison.results:  # PTI / HyperStyle: their codes' own weights, for Editing and StyleCLIP
-            if result.weights:
-                keep_tuned(self.manager, session_key(request), model, result.weights)
-        return self._outputs(model, prepared, true_ws, comparison, [METHODS[s.kind].short for s in specs], event)
+        return self._outputs(model, prepared, true_ws, comparison, [METHODS[s.kind].short for s in specs],
+                             session_key(request), event)
 
     def estimate(self, model_id: str = "", methods: Optional[list[str]] = None, w_steps: float = 300,
                  wplus_steps: float = 300, hybrid_steps: float = 100, pti_steps: float = 100, encoder: str = "",
@@ -249,9 +247,10 @@ class InversionTab:
         return estimate(self.manager, model, specs, schedule).text()
 
     def _outputs(self, model: LoadedModel, prepared: Prepared, true_ws: Optional[torch.Tensor],
-                 comparison: Comparison, names: list[str], event: Optional[gr.EventData]) -> tuple:
+                 comparison: Comparison, names: list[str], session: str, event: Optional[gr.EventData]) -> tuple:
         """The event's outputs: aligned target, gallery, table, loss curves, strip, files, picks, status;
-        `names` are the planned methods' short names, in order (the results are their first ones)."""
+        `names` are the planned methods' short names, in order (the results are their first ones). PTI's and
+        HyperStyle's tuned weights are kept for `session` (Editing and StyleCLIP draw their codes with them)."""
         folder = Path(tempfile.mkdtemp(prefix="stylecore-invert-"))
         gallery = [(shown(prepared.image, event), "target")]
         files, weights, strip = [], [], []
@@ -259,7 +258,8 @@ class InversionTab:
             m = r.metrics
             gallery.append((shown(r.image, event), f"{name}: LPIPS {m['lpips']:.3f}, PSNR {m['psnr']:.1f} dB"))
             stem = f"{model.card.id}-{i}-{name.replace('+', 'plus')}"
-            files.append(str(save_result(folder / f"{stem}.npz", r)))
+            digest = keep_tuned(self.manager, session, model, r.weights) if r.weights else ""
+            files.append(str(save_result(folder / f"{stem}.npz", r, digest)))
             tuned = save_weights(folder / f"{stem}-tuned-weights.safetensors", r)  # PTI: the code's own weights
             weights.extend([str(tuned)] if tuned else [])
             strip.extend((shown(img, event), f"{name}: pass {k + 1}") for k, img in enumerate(r.iterations))

@@ -10,7 +10,7 @@ from stylecore.codes.latents import seeds_to_ws
 from stylecore.codes.stylespace import ws_to_styles
 from stylecore.edit.domains import check_same_network, morph_frames, render_through
 from stylecore.edit.local_edit import PartModel
-from stylecore.edit.retrieval import build_gallery, part_weights, rank, region_weights
+from stylecore.edit.retrieval import build_gallery, part_weights, rank, region_shares, share_weights
 from stylecore.engine.demo import build_demo_generator
 from stylecore.progress import Cancelled
 from stylecore.video.writer import mp4_steps
@@ -106,10 +106,10 @@ def test_painted_region_weights_parts_by_their_share(two_local_parts):
     labels[:, 2:] = 1
     region = np.zeros((4, 4), bool)
     region[:, 1:3] = True  # half part 0, half part 1
-    weights = region_weights(two_local_parts, labels, region)
+    weights = share_weights(two_local_parts, region_shares(two_local_parts, labels, region))
     assert np.allclose(weights[0], 0.5)
     with pytest.raises(ValueError, match="mask is empty"):
-        region_weights(two_local_parts, labels, np.zeros((4, 4), bool))
+        region_shares(two_local_parts, labels, np.zeros((4, 4), bool))
     with pytest.raises(ValueError, match="choose at least one part"):
         part_weights(two_local_parts, [])
 

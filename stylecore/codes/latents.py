@@ -92,16 +92,26 @@ def save_latents(path: Union[str, Path], ws: torch.Tensor, **meta: Union[str, in
     return path
 
 
+def _npz_arrays(path: Union[str, Path], keys: Optional[Sequence[str]] = None) -> dict[str, np.ndarray]:
+    """The arrays of a codes .npz (all, or those of `keys` it has), read as data only: no pickles, and an
+    archive that would expand past MAX_CODES_BYTES refused before decompressing. A ValueError names the file,
+    not its folder (uploads live in server temp folders)."""
+    try:
+        if not zipfile.is_zipfile(path):  # numpy would read it as a pickle (and suggest allow_pickle) or as .npy
+            raise ValueError("not a zip archive; an .npz of codes is written by numpy.savez with the key 'w'")
+        check_zip_members(path, max_expanded=MAX_CODES_BYTES)
+        with np.load(path, allow_pickle=False) as data:
+            return {key: np.asarray(data[key]) for key in data.files if keys is None or key in keys}
+    except (OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{Path(path).name}: not a readable .npz file ({exc})") from exc
+
+
 def code_text(path: Union[str, Path], key: str) -> str:
     """A text field saved beside the codes (e.g. 'tuned_weights'), or '' when the file has none or is unreadable:
     the codes themselves are read and checked by `load_latents`."""
     try:
-        if not zipfile.is_zipfile(path):
-            return ""
-        check_zip_members(path, max_expanded=MAX_CODES_BYTES)
-        with np.load(path, allow_pickle=False) as data:
-            value = np.asarray(data[key]) if key in data.files else None
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile):
+        value = _npz_arrays(path, [key]).get(key)
+    except ValueError:
         return ""
     return str(value) if value is not None and value.dtype.kind == "U" and value.ndim == 0 else ""
 
@@ -110,14 +120,7 @@ def load_latents(path: Union[str, Path], num_ws: Optional[int] = None, w_dim: Op
     """Read W or W+ codes from .npz (key 'w'); W [N, w_dim] is broadcast to W+ when num_ws is given.
     Messages name the file, not its folder (uploads live in server temp folders)."""
     name = Path(path).name
-    try:
-        if not zipfile.is_zipfile(path):  # numpy would read it as a pickle (and suggest allow_pickle) or as .npy
-            raise ValueError("not a zip archive; an .npz of codes is written by numpy.savez with the key 'w'")
-        check_zip_members(path, max_expanded=MAX_CODES_BYTES)
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: np.asarray(data[key]) for key in data.files}
-    except (OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{name}: not a readable .npz file ({exc})") from exc
+    arrays = _npz_arrays(path)
     if "w" not in arrays:
         raise ValueError(f"{name}: no array named 'w' (found: {', '.join(arrays) or 'nothing'})")
     w = arrays["w"]

@@ -25,8 +25,8 @@ from stylecore.codes.stylespace import ws_to_styles
 from stylecore.edit.local_edit import PartModel
 from stylecore.progress import Cancelled, Progress, ShouldStop, report, stop_requested
 
-__all__ = ["Gallery", "Match", "build_gallery", "part_weights", "region_weights", "region_shares", "share_weights", "distances", "rank",
-           "MAX_GALLERY"]
+__all__ = ["Gallery", "Match", "build_gallery", "part_weights", "region_shares", "share_weights", "distances",
+           "rank", "MAX_GALLERY"]
 
 MAX_GALLERY = 2000
 BATCH = 8
@@ -91,13 +91,9 @@ def part_weights(parts: PartModel, chosen: Sequence[int]) -> list[np.ndarray]:
     return [np.asarray(c)[chosen].sum(0).astype(np.float32) for c in parts.contributions]
 
 
-def region_weights(parts: PartModel, labels: np.ndarray, region: np.ndarray) -> list[np.ndarray]:
-    """The channel weights of a painted region: each part counts by its share of the region."""
-    return share_weights(parts, region_shares(parts, labels, region))
-
-
 def share_weights(parts: PartModel, shares: np.ndarray) -> list[np.ndarray]:
-    """Per style layer, each channel's contribution to the parts, each part weighted by `shares` [k]."""
+    """Per style layer, each channel's contribution to the parts, each part weighted by `shares` [k] (a painted
+    region's channel weights: each part counts by its share of the region)."""
     return [(shares[:, None] * np.asarray(c)).sum(0).astype(np.float32) for c in parts.contributions]
 
 

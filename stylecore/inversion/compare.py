@@ -253,10 +253,11 @@ def code_error(result: InversionResult, true_ws: torch.Tensor) -> float:
     return float((result.ws - true_ws.cpu()).norm(dim=-1).mean())
 
 
-def save_result(path: Union[str, Path], result: InversionResult) -> Path:
+def save_result(path: Union[str, Path], result: InversionResult, tuned_digest: str = "") -> Path:
     """Write a result's codes as .npz (key 'w' [1, num_ws, w_dim], the projector's layout, readable by
     the editing tab) with the method, latent space and metrics; the W projection's optimised noise
-    maps are stored as 'noise:<buffer name>', and a PTI or HyperStyle code names its tuned weights."""
+    maps are stored as 'noise:<buffer name>', and a PTI or HyperStyle code names its tuned weights by
+    their digest (`tuned_digest` when the caller has it already, e.g. from `engine.tuned.keep_tuned`)."""
     from stylecore.codes.latents import save_latents
 
     meta: dict = {"method": result.method, "space": result.space, "steps": result.steps,
@@ -265,7 +266,7 @@ def save_result(path: Union[str, Path], result: InversionResult) -> Path:
     if result.weights:  # PTI / HyperStyle: which tuned weights draw this code (stylecore.engine.tuned)
         from stylecore.engine.tuned import TUNED_FIELD, weights_digest
 
-        meta[TUNED_FIELD] = weights_digest(result.weights)
+        meta[TUNED_FIELD] = tuned_digest or weights_digest(result.weights)
     return save_latents(path, result.ws, **meta)
 
 

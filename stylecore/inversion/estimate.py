@@ -3,8 +3,9 @@
 On a CPU an optimisation step of a 1024 px model takes seconds, so the tab tells the user what the
 chosen methods, step counts and schedule will cost before the run. Each cost is measured once per
 model, device and resolution (one W+ step: synthesis, LPIPS, backward; one render; one encoder pass
-of the released e4e architecture with random weights, which stands for a HyperStyle pass too) and kept by the model manager (`manager.resource`), so the
-first estimate pays for the measurement and later ones are free.
+of the released e4e architecture with random weights, which stands for a HyperStyle pass too) and kept
+by the model manager (`manager.resource`), so the first estimate pays for the measurement and later ones
+are free.
 """
 from __future__ import annotations
 

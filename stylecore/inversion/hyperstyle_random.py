@@ -61,7 +61,8 @@ def random_hyperstyle(decoder: torch.nn.Module, seed: int = 0, widths: Sequence[
     sizes = {} if inner is None else {"hyper_inner": inner, "refine_inner": inner}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        hypernet = SharedWeightsHyperNetResNet(layers, widths=widths, code_dim=code_dim, shared_channels=shared, **sizes)
+        hypernet = SharedWeightsHyperNetResNet(layers, widths=widths, code_dim=code_dim, shared_channels=shared,
+                                               **sizes)
         w_encoder = WEncoder(int(decoder.num_ws), 3, w_encoder_widths, int(decoder.w_dim))
     with torch.no_grad():
         hyper = hypernet.shared_weight_hypernet
