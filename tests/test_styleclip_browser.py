@@ -71,6 +71,8 @@ def test_global_direction_in_the_browser(page, app, tmp_path):
     page.get_by_text("no mapper exists for this model").wait_for()
     assert visible(page, "Target text", "Neutral text", "Disentanglement threshold (β)", "CLIP model",
                    "Strengths for the strip") == [False, False, False, False, True]
+    # the button's state comes from its own event, which may land after the mapper note on a loaded machine
+    page.wait_for_function("b => b.disabled", arg=edit.element_handle(), timeout=15_000)
     assert edit.is_disabled()
 
     page.get_by_role("radio", name="Global direction").check()
